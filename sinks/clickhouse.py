@@ -1,0 +1,105 @@
+"""Connecting to ClickHouse (embedded chDB or a server) and applying versioned, idempotent DDL."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from sinks.errors import translate
+
+_MIGRATION_NAME = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True, slots=True)
+class ClickHouseConfig:
+    dsn: str
+    database: str = "funnel"
+    user: str = "default"
+    password: str = ""
+    raw_ttl_days: int = 90
+    aggregate_ttl_days: int = 730
+
+    def __post_init__(self) -> None:
+        # The database name is spliced into DDL, so it must be a plain identifier.
+        if not _IDENTIFIER.fullmatch(self.database):
+            raise ValueError(f"database {self.database!r} is not a plain identifier")
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn.startswith("chdb:")
+
+
+def connect(config: ClickHouseConfig) -> Client:
+    """A client with the database created. Failures come out as `SinkError`."""
+    options: dict[str, Any] = {"dsn": config.dsn}
+    if not config.embedded:
+        options |= {"username": config.user, "password": config.password}
+    try:
+        client = clickhouse_connect.get_client(**options)
+        client.command(f"CREATE DATABASE IF NOT EXISTS {config.database}")
+    except Exception as exc:
+        raise translate(exc) from exc
+    return client
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def load_migrations(config: ClickHouseConfig) -> list[Migration]:
+    migrations = []
+    for entry in sorted(resources.files("sinks.migrations").iterdir(), key=lambda e: e.name):
+        match = _MIGRATION_NAME.fullmatch(entry.name)
+        if match is None:
+            continue
+        sql = entry.read_text().format(
+            db=config.database,
+            raw_ttl_days=config.raw_ttl_days,
+            aggregate_ttl_days=config.aggregate_ttl_days,
+        )
+        sql = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+        statements = tuple(part.strip() for part in sql.split(";") if part.strip())
+        migrations.append(Migration(int(match.group(1)), entry.name, statements))
+    return migrations
+
+
+def migrate(client: Client, config: ClickHouseConfig, *, now: datetime) -> list[str]:
+    """Apply the migrations not yet recorded; returns the names applied. Safe to run again."""
+    db = config.database
+    try:
+        client.command(
+            f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+            "(version UInt32, name String, applied_at DateTime64(3, 'UTC')) "
+            "ENGINE = ReplacingMergeTree ORDER BY version"
+        )
+        done = {
+            row[0]
+            for row in client.query(f"SELECT version FROM {db}.schema_migrations").result_rows
+        }
+        applied = []
+        for migration in load_migrations(config):
+            if migration.version in done:
+                continue
+            for statement in migration.statements:
+                client.command(statement)
+            client.insert(
+                f"{db}.schema_migrations",
+                [[migration.version, migration.name, now.astimezone(UTC)]],
+                column_names=["version", "name", "applied_at"],
+            )
+            applied.append(migration.name)
+    except Exception as exc:
+        raise translate(exc) from exc
+    return applied

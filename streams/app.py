@@ -1,0 +1,89 @@
+"""`create_app`: the Faust application factory. No module-level app; the CLI builds the real one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import faust
+
+from schemas.decode import DecodeLimits
+from streams.ingest import Clock, Ingestion, Processor, RawMessage
+from streams.kafka_config import faust_credentials
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+ProcessorFactory = Callable[[faust.App], Processor]
+"""Builds the processor against the app, so it can declare its tables before the app starts."""
+
+
+def decode_limits(settings: Settings) -> DecodeLimits:
+    return DecodeLimits(
+        max_payload_bytes=settings.max_payload_bytes,
+        max_future_ms=settings.max_future_s * 1000,
+        max_age_ms=settings.max_event_age_s * 1000,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    metrics: Metrics,
+    clock: Clock,
+    build_processor: ProcessorFactory,
+    faust_overrides: Mapping[str, Any] | None = None,
+) -> faust.App:
+    """Build the worker app. `faust_overrides` carries broker-specific client timeouts."""
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings),
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        processing_guarantee="at_least_once",
+        broker_commit_interval=settings.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        table_standby_replicas=0,
+        web_enabled=False,
+        autodiscover=False,
+        **(faust_overrides or {}),
+    )
+    events = app.topic(
+        settings.events_topic, key_serializer="raw", value_serializer="raw", internal=False
+    )
+    dead_letters = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw")
+
+    def dead_letter(message: RawMessage, headers: list[tuple[str, bytes]]) -> None:
+        # Buffered; Faust flushes the producer before it commits the source offsets.
+        dead_letters.send_soon(key=message.key, value=message.value, headers=headers)
+
+    ingestion = Ingestion(
+        limits=decode_limits(settings),
+        metrics=metrics,
+        processor=build_processor(app),
+        dead_letter=dead_letter,
+        clock=clock,
+    )
+
+    async def ingest(stream: faust.Stream[bytes]) -> None:
+        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            with metrics.batch_seconds.time():
+                await ingestion.handle([_raw(event) for event in batch])
+
+    app.agent(events, name="funnel-ingest")(ingest)
+    return app
+
+
+def _raw(event: faust.EventT[bytes]) -> RawMessage:
+    message = event.message
+    return RawMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=int(message.timestamp * 1000),
+        key=message.key,
+        # A tombstone (no value) is bad input like any other: it fails as "not JSON".
+        value=message.value or b"",
+    )

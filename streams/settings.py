@@ -1,0 +1,96 @@
+"""The one frozen settings object, built once at the edge (the CLI); nothing else reads env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FUNNEL_", frozen=True, extra="forbid")
+
+    # Kafka
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,…]"
+    )
+    kafka_security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="Kafka security protocol"
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        "PLAIN", description="SASL mechanism when SASL is on"
+    )
+    kafka_sasl_username: str = Field("", description="SASL user name")
+    kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (secret)")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers")
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS)")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS)")
+    events_topic: str = Field("funnel.events", description="Storefront events in")
+    dlq_topic: str = Field("funnel.events.dlq", description="Rejected messages with the reason")
+    abandoned_topic: str = Field("funnel.carts.abandoned", description="Abandoned carts out")
+    topic_partitions: int = Field(8, ge=1, description="Partitions when we create topics")
+    app_id: str = Field("funnelstream", description="Consumer group and state namespace")
+
+    # ClickHouse
+    data_dir: Path = Field(Path("data"), description="Local state: embedded chDB, worker tables")
+    clickhouse_dsn: str = Field(
+        "",
+        description="chdb:///path (embedded) or http(s)://host:8123/db; empty = chDB in data_dir",
+    )
+    clickhouse_user: str = Field("default", description="ClickHouse user (server only)")
+    clickhouse_password: SecretStr = Field(
+        SecretStr(""), description="ClickHouse password (secret)"
+    )
+
+    # Ingestion
+    max_payload_bytes: int = Field(1_048_576, ge=1, description="Larger messages are dead-lettered")
+    max_future_s: int = Field(86_400, ge=0, description="occurred_at may be this far ahead of now")
+    max_event_age_s: int = Field(30 * 86_400, ge=1, description="occurred_at may be this old")
+    batch_max: int = Field(5_000, ge=1, description="Events taken per processing batch")
+    batch_within_s: float = Field(0.25, gt=0, description="Longest wait to fill a batch")
+
+    # Funnel rules
+    conversion_window_s: int = Field(
+        86_400, ge=1, description="Stage-1 time + this bounds the funnel"
+    )
+    lateness_s: int = Field(
+        300, ge=0, description="Allowed event-time lateness behind the watermark"
+    )
+    abandonment_timeout_s: int = Field(1_800, ge=1, description="Cart inactivity that abandons it")
+    window_size_s: int = Field(60, ge=1, description="Tumbling stage-counter window")
+
+    # Operations
+    metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics (0 = off)")
+    commit_interval_s: float = Field(2.0, gt=0, description="Offset commit period")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _strip_scheme(cls, value: str) -> str:
+        return value.removeprefix("kafka://")
+
+    @property
+    def resolved_clickhouse_dsn(self) -> str:
+        return self.clickhouse_dsn or f"chdb:///{(self.data_dir / 'chdb').resolve()}"
+
+    def masked(self) -> dict[str, Any]:
+        """Settings for printing: secrets and passwords inside URLs are masked."""
+        shown = self.model_dump(mode="json")
+        for name, value in shown.items():
+            if isinstance(getattr(self, name), SecretStr) and value:
+                shown[name] = "**********"
+        shown["clickhouse_dsn"] = _mask_url_password(self.clickhouse_dsn)
+        return shown
+
+
+def _mask_url_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":**********@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

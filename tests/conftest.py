@@ -1,0 +1,38 @@
+"""Fixtures shared by every test: one tansu broker per session, unique topic names."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from streams.embedded_broker import EmbeddedBroker, install_tansu_compat
+
+# Kafka topic names allow only these characters (and at most 249 of them).
+_NOT_IN_TOPIC_NAME = re.compile(r"[^a-zA-Z0-9._-]+")
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A tansu broker shared by the session; its log is kept in the pytest tmp dir.
+
+    Tests get isolation from unique topic names, not from a broker each: starting one
+    is cheap, but consumer groups and clients reconnecting are not. The tansu end-offset
+    fix is installed too, since every client of this broker needs it.
+    """
+    install_tansu_compat()
+    with EmbeddedBroker(log_dir=tmp_path_factory.mktemp("tansu")) as running:
+        yield running
+
+
+@pytest.fixture
+def unique_topic(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Make topic names no other test (or earlier run) uses: `unique_topic("events")`."""
+    test_name = _NOT_IN_TOPIC_NAME.sub("-", request.node.name)[:80]
+
+    def make(prefix: str = "topic") -> str:
+        return f"{prefix}.{test_name}.{uuid.uuid4().hex[:8]}"
+
+    return make
