@@ -79,3 +79,5 @@ MAX_ITEMS = 500
 MAX_QUANTITY = 1_000_000
 # Bounded so a price can't overflow the Decimal(18, 2) columns downstream.
 MAX_MONEY = 10**15
+# ClickHouse stores money as Decimal(38, 6); more places would be silently rounded.
+MAX_DECIMAL_PLACES = 6

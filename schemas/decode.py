@@ -15,6 +15,7 @@ from schemas.contract import (
     DEVICES,
     EVENT_TYPE_ALIASES,
     FIELDS,
+    MAX_DECIMAL_PLACES,
     MAX_ITEMS,
     MAX_MONEY,
     MAX_QUANTITY,
@@ -137,12 +138,7 @@ def _check_timestamp(spec: FieldSpec, value: Any) -> int:
         ) from None
     if parsed.tzinfo is None:
         raise _InvalidError("invalid_value", f"{spec.name} {value[:64]!r} has no UTC offset")
-    try:
-        return int(parsed.timestamp() * 1000)
-    except (OverflowError, ValueError):
-        raise _InvalidError(
-            "invalid_value", f"{spec.name} {value[:64]!r} is out of range"
-        ) from None
+    return int(parsed.timestamp() * 1000)
 
 
 def _check_device(spec: FieldSpec, value: Any) -> Device:
@@ -177,6 +173,11 @@ def _check_decimal(spec: FieldSpec, value: Any) -> Decimal:
     if not amount.is_finite() or amount < 0 or amount >= MAX_MONEY:
         raise _InvalidError(
             "invalid_value", f"{spec.name} {value!r:.32} must be between 0 and {MAX_MONEY}"
+        )
+    if -amount.as_tuple().exponent > MAX_DECIMAL_PLACES:  # type: ignore[operator]
+        raise _InvalidError(
+            "invalid_value",
+            f"{spec.name} {value!r:.32} has more than {MAX_DECIMAL_PLACES} decimal places",
         )
     return amount
 

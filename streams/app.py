@@ -67,8 +67,12 @@ def create_app(
         clock=clock,
     )
 
-    async def ingest(stream: faust.Stream[bytes]) -> None:
-        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+    async def ingest(stream: faust.StreamT[bytes]) -> None:
+        # take_events exists on Stream but faust's StreamT interface does not declare it.
+        batches = stream.take_events(  # type: ignore[attr-defined]
+            settings.batch_max, within=settings.batch_within_s
+        )
+        async for batch in batches:
             with metrics.batch_seconds.time():
                 await ingestion.handle([_raw(event) for event in batch])
 

@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final, Self, cast
+from typing import IO, Any, Final, Self, TypedDict, cast
 
 from aiokafka import AIOKafkaClient, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -64,6 +64,14 @@ class EmbeddedBrokerError(RuntimeError):
     """The embedded broker could not be found, started or set up."""
 
 
+class FaustTimeoutSettings(TypedDict):
+    """The `faust.App(...)` settings `ClientTimeouts` fills in, typed so `**` checks."""
+
+    broker_session_timeout: float
+    broker_rebalance_timeout: float
+    broker_heartbeat_interval: float
+
+
 @dataclass(frozen=True)
 class ClientTimeouts:
     """Consumer-group timeouts, in seconds, for clients talking to tansu."""
@@ -72,7 +80,7 @@ class ClientTimeouts:
     rebalance: float
     heartbeat: float
 
-    def faust_settings(self) -> dict[str, float]:
+    def faust_settings(self) -> FaustTimeoutSettings:
         """Keyword arguments for `faust.App(...)`."""
         return {
             "broker_session_timeout": self.session,

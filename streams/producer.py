@@ -8,17 +8,19 @@ JSON lines untouched through `send_lines`, because rejecting bad input is the wo
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import islice
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from schemas.event import Device, EventType, Item
 
@@ -26,9 +28,11 @@ from schemas.event import Device, EventType, Item
 # caller streams an unbounded iterable, e.g. `funnel send` reading stdin.
 DEFAULT_CHUNK_SIZE = 10_000
 
-# Simulated oversize messages are a little over 1 MiB and must reach the worker to be
-# dead-lettered there, so the client-side limit is above the payload limit.
-DEFAULT_MAX_REQUEST_SIZE = 4 * 1024 * 1024
+
+class RawSender(Protocol):
+    """The one producer method `send_lines` and the simulator need; tests fake it."""
+
+    async def send_raw_many(self, messages: Iterable[tuple[bytes | None, bytes]]) -> int: ...
 
 
 class ProduceError(Exception):
@@ -126,13 +130,27 @@ def _chunks(
         yield chunk
 
 
+@functools.lru_cache(maxsize=65_536)
+def _key_hash(key: bytes) -> int:
+    """Kafka's default key hash (murmur2, sign bit cleared), as Java clients and Faust use.
+
+    Cached because a session's key repeats for each of its events.
+    """
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
 def _translate(error: BaseException) -> ProduceError:
     retriable = isinstance(error, KafkaError) and bool(error.retriable)
     return ProduceError(f"kafka delivery failed: {error}", retriable=retriable)
 
 
 class EventProducer:
-    """Sends events to one topic, keyed by session_id so a session stays on one partition."""
+    """Sends events to one topic, keyed by session_id so a session stays on one partition.
+
+    `client_options` go to AIOKafkaProducer as they are (security settings, for example).
+    Records are sent as given: a message over the broker's size limit fails there, so an
+    oversize test message reaches the worker only if the broker accepts it.
+    """
 
     def __init__(
         self,
@@ -140,20 +158,20 @@ class EventProducer:
         topic: str,
         *,
         client_id: str = "funnelstream-producer",
-        linger_ms: int = 5,
         max_batch_size: int = 256 * 1024,
-        max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
+        client_options: Mapping[str, Any] | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
         self.topic = topic
         self._chunk_size = chunk_size
+        # Round-robin for unkeyed records: spreads them without a global RNG.
+        self._unkeyed = 0
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             client_id=client_id,
             acks="all",
-            linger_ms=linger_ms,
             max_batch_size=max_batch_size,
-            max_request_size=max_request_size,
+            **dict(client_options or {}),
         )
 
     async def start(self) -> None:
@@ -201,20 +219,50 @@ class EventProducer:
         delivered = 0
         for chunk in _chunks(messages, self._chunk_size):
             try:
-                futures = [
-                    await self._producer.send(self.topic, value=value, key=key)
-                    for key, value in chunk
-                ]
+                futures = await self._submit(chunk)
             except KafkaError as error:
                 raise _translate(error) from error
-            # flush() drains batches now instead of waiting out linger_ms.
-            await self._producer.flush()
             results = await asyncio.gather(*futures, return_exceptions=True)
             for result in results:
                 if isinstance(result, BaseException):
                     raise _translate(result) from result
-            delivered += len(results)
+            delivered += len(chunk)
         return delivered
+
+    async def _submit(self, chunk: list[tuple[bytes | None, bytes]]) -> list[asyncio.Future[Any]]:
+        """Queue a chunk as one record batch per partition (more when a batch fills up).
+
+        aiokafka's per-message send() costs a future, a metadata check and a pure-Python
+        murmur2 per record, which caps a producer near 20k records/s; building the batches
+        here, with the same partitioning, does several times better.
+        """
+        partitions = sorted(await self._producer.partitions_for(self.topic))
+        builders: dict[int, Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        for key, value in chunk:
+            if key is None:
+                partition = partitions[self._unkeyed % len(partitions)]
+                self._unkeyed += 1
+            else:
+                partition = partitions[_key_hash(key) % len(partitions)]
+            builder = builders.get(partition)
+            if builder is None or builder.append(timestamp=None, key=key, value=value) is None:
+                if builder is not None:
+                    futures.append(await self._send_batch(builder, partition))
+                # A fresh batch always takes its first record, however large.
+                builder = builders[partition] = self._producer.create_batch()
+                builder.append(timestamp=None, key=key, value=value)
+        for partition, builder in builders.items():
+            futures.append(await self._send_batch(builder, partition))
+        return futures
+
+    async def _send_batch(self, builder: Any, partition: int) -> asyncio.Future[Any]:
+        # A closed batch is sent at once; an open one would wait for more records.
+        builder.close()
+        future: asyncio.Future[Any] = await self._producer.send_batch(
+            builder, self.topic, partition=partition
+        )
+        return future
 
 
 def _event_key(event: Mapping[str, Any]) -> bytes:
@@ -224,7 +272,7 @@ def _event_key(event: Mapping[str, Any]) -> bytes:
     return session_id.encode()
 
 
-async def send_lines(producer: EventProducer, lines: Iterable[bytes]) -> int:
+async def send_lines(producer: RawSender, lines: Iterable[bytes]) -> int:
     """Forward JSON lines as-is, keyed by session_id when one can be read; returns lines sent.
 
     Blank lines are skipped; every other line is sent, even when it is not valid JSON, so the

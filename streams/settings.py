@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     abandoned_topic: str = Field("funnel.carts.abandoned", description="Abandoned carts out")
     topic_partitions: int = Field(8, ge=1, description="Partitions when we create topics")
     app_id: str = Field("funnelstream", description="Consumer group and state namespace")
+    kafka_flavor: Literal["kafka", "tansu"] = Field(
+        "kafka", description="tansu: apply the embedded broker's client workarounds"
+    )
 
     # ClickHouse
     data_dir: Path = Field(Path("data"), description="Local state: embedded chDB, worker tables")
@@ -43,6 +46,7 @@ class Settings(BaseSettings):
         "",
         description="chdb:///path (embedded) or http(s)://host:8123/db; empty = chDB in data_dir",
     )
+    clickhouse_database: str = Field("funnel", description="Database for every funnel table")
     clickhouse_user: str = Field("default", description="ClickHouse user (server only)")
     clickhouse_password: SecretStr = Field(
         SecretStr(""), description="ClickHouse password (secret)"
@@ -64,6 +68,10 @@ class Settings(BaseSettings):
     )
     abandonment_timeout_s: int = Field(1_800, ge=1, description="Cart inactivity that abandons it")
     window_size_s: int = Field(60, ge=1, description="Tumbling stage-counter window")
+    idle_after_s: float = Field(
+        30.0, gt=0, description="Idle partitions advance their watermark with the wall clock after"
+    )
+    site_label_limit: int = Field(50, ge=1, description="Sites with own metric labels; rest: other")
 
     # Operations
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics (0 = off)")

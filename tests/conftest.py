@@ -18,9 +18,8 @@ _NOT_IN_TOPIC_NAME = re.compile(r"[^a-zA-Z0-9._-]+")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     """A tansu broker shared by the session; its log is kept in the pytest tmp dir.
 
-    Tests get isolation from unique topic names, not from a broker each: starting one
-    is cheap, but consumer groups and clients reconnecting are not. The tansu end-offset
-    fix is installed too, since every client of this broker needs it.
+    Tests share it and stay apart through unique topic and group names. The tansu
+    end-offset fix is installed first, since every consumer of this broker needs it.
     """
     install_tansu_compat()
     with EmbeddedBroker(log_dir=tmp_path_factory.mktemp("tansu")) as running:
@@ -33,6 +32,6 @@ def unique_topic(request: pytest.FixtureRequest) -> Callable[[str], str]:
     test_name = _NOT_IN_TOPIC_NAME.sub("-", request.node.name)[:80]
 
     def make(prefix: str = "topic") -> str:
-        return f"{prefix}.{test_name}.{uuid.uuid4().hex[:8]}"
+        return f"{prefix}-{test_name}-{uuid.uuid4().hex[:8]}"
 
     return make

@@ -1,0 +1,163 @@
+"""Session state <-> bytes, for the changelogged table that holds it.
+
+Format: one orjson array whose first element is the format version, then positional fields
+(arrays, not objects: no key names repeated in every stored session). Decimals are strings so no
+precision is lost; remembered ids are 8-byte digests packed into one base64 string; trailing nulls
+of a pending event are dropped. A reader refuses a version it does not know rather than guess:
+to evolve the format, add version 2 and keep decoding 1.
+
+Pending events keep only what finalisation reads (referrer, page and cart_id are not stored).
+"""
+
+from __future__ import annotations
+
+import base64
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from schemas.event import EventType, Item
+from streams.funnel.cart import Cart
+from streams.funnel.facts import CartStatus, Dims, Stage
+from streams.funnel.session import Pending, SessionState
+
+FORMAT_VERSION = 1
+
+_TYPE_CODE: dict[EventType, int] = {
+    EventType.PAGE_VIEW: 0,
+    EventType.ADD_TO_CART: 1,
+    EventType.REMOVE_FROM_CART: 2,
+    EventType.CHECKOUT: 3,
+    EventType.PURCHASE: 4,
+}
+_TYPE_OF_CODE = {code: kind for kind, code in _TYPE_CODE.items()}
+
+
+def encode_state(state: SessionState) -> bytes:
+    cart = state.cart
+    return orjson.dumps(
+        [
+            FORMAT_VERSION,
+            state.last_event_ms,
+            state.final_bound_ms,
+            _pack(state.seen),
+            _pack(state.orders),
+            state.stages,
+            state.user_id,
+            _dims(state.dims),
+            None if cart is None else _cart(cart),
+            [_pending(p) for p in state.pending],
+        ]
+    )
+
+
+def decode_state(data: bytes) -> SessionState:
+    row = orjson.loads(data)
+    if not isinstance(row, list) or not row or row[0] != FORMAT_VERSION:
+        version = row[0] if isinstance(row, list) and row else None
+        raise ValueError(f"unknown session state format version {version!r}")
+    _, last, bound, seen, orders, stages, user_id, dims, cart, pending = row
+    return SessionState(
+        last_event_ms=int(last),
+        seen=_unpack(seen),
+        pending=[_to_pending(p) for p in pending],
+        final_bound_ms=None if bound is None else int(bound),
+        stages=[None if s is None else int(s) for s in stages],
+        orders=_unpack(orders),
+        user_id=user_id,
+        dims=_to_dims(dims),
+        cart=None if cart is None else _to_cart(cart),
+    )
+
+
+def _pack(ids: set[int]) -> str:
+    return base64.b64encode(b"".join(i.to_bytes(8, "big") for i in sorted(ids))).decode()
+
+
+def _unpack(text: str) -> set[int]:
+    raw = base64.b64decode(text)
+    return {int.from_bytes(raw[i : i + 8], "big") for i in range(0, len(raw), 8)}
+
+
+def _dims(d: Dims | None) -> list[str | None] | None:
+    if d is None:
+        return None
+    return [d.utm_source, d.utm_medium, d.utm_campaign, d.device, d.country, d.variant]
+
+
+def _to_dims(row: list[Any] | None) -> Dims | None:
+    return None if row is None else Dims(*row)
+
+
+def _items(items: tuple[Item, ...]) -> list[list[Any]]:
+    return [[i.sku, i.quantity, str(i.price)] for i in items]
+
+
+def _to_items(rows: list[list[Any]]) -> tuple[Item, ...]:
+    return tuple(Item(sku, int(qty), Decimal(price)) for sku, qty, price in rows)
+
+
+def _cart(c: Cart) -> list[Any]:
+    return [
+        c.seq,
+        int(c.status),
+        c.opened_at_ms,
+        c.last_activity_ms,
+        int(c.last_stage),
+        c.closed_at_ms,
+        c.recovered_at_ms,
+        c.currency,
+        str(c.loose_value),
+        [[sku, qty, str(price)] for sku, (qty, price) in c.items.items()],
+    ]
+
+
+def _to_cart(row: list[Any]) -> Cart:
+    seq, status, opened, last, stage, closed, recovered, currency, loose, items = row
+    return Cart(
+        seq=int(seq),
+        status=CartStatus(status),
+        opened_at_ms=int(opened),
+        last_activity_ms=int(last),
+        last_stage=Stage(stage),
+        closed_at_ms=closed,
+        recovered_at_ms=recovered,
+        currency=currency,
+        loose_value=Decimal(loose),
+        items={sku: (int(qty), Decimal(price)) for sku, qty, price in items},
+    )
+
+
+def _pending(p: Pending) -> list[Any]:
+    row = [
+        p.event_id,
+        p.occurred_at_ms,
+        _TYPE_CODE[p.event_type],
+        p.user_id,
+        _dims(p.dims),
+        _items(p.items) or None,
+        None if p.value is None else str(p.value),
+        p.currency,
+        p.order_id,
+    ]
+    while row[-1] is None:
+        row.pop()
+    return row
+
+
+def _to_pending(row: list[Any]) -> Pending:
+    event_id, t, code, user_id, dims, items, value, currency, order_id = row + [None] * (
+        9 - len(row)
+    )
+    return Pending(
+        occurred_at_ms=int(t),
+        event_type=_TYPE_OF_CODE[code],
+        event_id=event_id,
+        user_id=user_id,
+        dims=_to_dims(dims),
+        items=() if items is None else _to_items(items),
+        value=None if value is None else Decimal(value),
+        currency=currency,
+        order_id=order_id,
+    )

@@ -1,0 +1,52 @@
+"""The tunable numbers of the funnel, in one frozen object built once at the edge.
+
+All durations are milliseconds of event time, except ``idle_after_ms`` which is wall-clock time
+(the only rule the wall clock takes part in, see ``PartitionFunnel.tick``).
+
+- ``conversion_window_ms`` (W, 24 h): a stage after the first counts only if it happens at most W
+  after the session's first page view.
+- ``lateness_ms`` (L, 5 min): events up to L behind the partition watermark are still accepted and
+  give exactly the in-order result; older ones are LATE and change nothing.
+- ``abandonment_ms`` (T, 30 min): an open cart with no add-to-cart, checkout or purchase for T of
+  event time is ABANDONED at last activity + T.
+- ``max_skew_ms`` (1 min): how far an event's own clock may run ahead of its Kafka timestamp before
+  it stops pushing the watermark (one future-dated phone must not make everyone late).
+- ``idle_after_ms`` (30 s): a partition that received nothing for this much wall-clock time lets
+  the wall clock advance its watermark, so quiet shops still finalise and abandon carts.
+- ``expiry_margin_ms`` (1 h): extra time a session's state is kept after max(W, T) past its last
+  event; it is the dedup horizon beyond the conversion window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelRules:
+    conversion_window_ms: int = 24 * HOUR_MS
+    lateness_ms: int = 5 * MINUTE_MS
+    abandonment_ms: int = 30 * MINUTE_MS
+    max_skew_ms: int = MINUTE_MS
+    idle_after_ms: int = 30_000
+    expiry_margin_ms: int = HOUR_MS
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            # bool is an int subclass; True as a duration is always a mistake.
+            if type(value) is not int:
+                raise TypeError(f"{f.name} must be an int of milliseconds, got {value!r}")
+            if value < 0:
+                raise ValueError(f"{f.name} must be >= 0, got {value}")
+        for name in ("conversion_window_ms", "abandonment_ms", "idle_after_ms"):
+            if getattr(self, name) == 0:
+                raise ValueError(f"{name} must be > 0")
+
+    @property
+    def retention_ms(self) -> int:
+        """How long after its last event a session's state is kept (then it expires)."""
+        return max(self.conversion_window_ms, self.abandonment_ms) + self.expiry_margin_ms

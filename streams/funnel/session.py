@@ -1,0 +1,295 @@
+"""The funnel state of one session and the pure functions that move it forward.
+
+Product definitions:
+- A session is (site_id, session_id). Its state lives until it expires (see ``expired``); a
+  session_id that shows up again after that starts a NEW session (new stages, carts, dedup set).
+- Duplicates: an event whose event_id the session has already accepted changes nothing; the
+  dedup horizon is the life of the state, which is at least the conversion window W. A purchase
+  whose order_id the session already counted changes nothing either (a purchase without an
+  order_id uses its event_id as order id).
+- Ordered funnel PAGE_VIEW -> ADD_TO_CART -> CHECKOUT -> PURCHASE: stage 1 is reached at the
+  session's earliest page_view; stage k > 1 at the earliest event of type k with
+  occurred_at >= stage k-1 time and <= stage 1 time + W. A purchase with no checkout still
+  counts as an order and revenue, but not as stage 4.
+- Event time decides everything. Accepted events wait in ``pending`` until the partition's bound
+  (watermark - lateness) passes them; only then are they FINALISED: applied to the funnel and cart
+  machines in event-time order, emitting facts that are never revised. Ties on occurred_at are
+  broken by funnel order (page_view, add, remove, checkout, purchase), then event_id: so an add
+  and a page_view in the same millisecond still reach stage 2, and "occurred_at >= stage k-1
+  time" holds for equal times.
+- First touch: the session's ``Dims`` are those of its first finalised event; user_id on a fact is
+  the latest non-null user_id among the session's finalised events up to the fact's event time.
+
+Functions mutate the ``SessionState`` they are given; nothing here does I/O or reads a clock.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from schemas.event import Event, EventType, Item
+from streams.funnel import cart as carts
+from streams.funnel.cart import Cart
+from streams.funnel.facts import (
+    STAGE_OF_EVENT,
+    CartChanged,
+    Dims,
+    Fact,
+    OrderPlaced,
+    Stage,
+    StageReached,
+)
+from streams.funnel.rules import FunnelRules
+
+TIE_RANK: dict[EventType, int] = {
+    EventType.PAGE_VIEW: 0,
+    EventType.ADD_TO_CART: 1,
+    EventType.REMOVE_FROM_CART: 2,
+    EventType.CHECKOUT: 3,
+    EventType.PURCHASE: 4,
+}
+
+
+def id_hash(text: str) -> int:
+    """64-bit digest of an id: 8 bytes per remembered id instead of the whole string."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What finalisation needs of an accepted, not yet final event."""
+
+    occurred_at_ms: int
+    event_type: EventType
+    event_id: str
+    user_id: str | None = None
+    # Only kept while the session has no first touch yet: a later event can never be it.
+    dims: Dims | None = None
+    items: tuple[Item, ...] = ()
+    value: Decimal | None = None
+    currency: str | None = None
+    order_id: str | None = None
+
+    @property
+    def sort_key(self) -> tuple[int, int, str]:
+        return (self.occurred_at_ms, TIE_RANK[self.event_type], self.event_id)
+
+
+@dataclass(slots=True)
+class SessionState:
+    last_event_ms: int  # latest occurred_at accepted; drives expiry
+    seen: set[int] = field(default_factory=set)  # id_hash of every accepted event_id
+    pending: list[Pending] = field(default_factory=list)  # sorted by Pending.sort_key
+    final_bound_ms: int | None = None  # events before this bound have been finalised
+    stages: list[int | None] = field(default_factory=lambda: [None, None, None, None])
+    orders: set[int] = field(default_factory=set)  # id_hash of counted order ids
+    user_id: str | None = None
+    dims: Dims | None = None
+    cart: Cart | None = None
+
+
+def is_duplicate(state: SessionState | None, event: Event) -> bool:
+    return state is not None and id_hash(event.event_id) in state.seen
+
+
+def is_behind(state: SessionState | None, event: Event) -> bool:
+    """True if the session already finalised past this event's time.
+
+    Never true in normal operation (the partition rejects such events as late first); it guards
+    against a watermark restored older than the sessions it covers.
+    """
+    return (
+        state is not None
+        and state.final_bound_ms is not None
+        and event.occurred_at_ms < state.final_bound_ms
+    )
+
+
+def accept(state: SessionState | None, event: Event) -> SessionState:
+    """Add a new (not duplicate, not late) event to the session's pending events."""
+    t = event.occurred_at_ms
+    if state is None:
+        state = SessionState(last_event_ms=t)
+    state.seen.add(id_hash(event.event_id))
+    state.last_event_ms = max(state.last_event_ms, t)
+    pending = Pending(
+        occurred_at_ms=t,
+        event_type=event.event_type,
+        event_id=event.event_id,
+        user_id=event.user_id,
+        dims=Dims.of(event) if state.dims is None else None,
+        items=event.items,
+        value=event.value,
+        currency=event.currency,
+        order_id=event.order_id,
+    )
+    bisect.insort(state.pending, pending, key=lambda p: p.sort_key)
+    return state
+
+
+def finalise(
+    state: SessionState, site_id: str, session_id: str, bound_ms: int, rules: FunnelRules
+) -> list[Fact]:
+    """Apply, in event-time order, every pending event before ``bound_ms``; return the facts.
+
+    Abandonments fire in between, as soon as every event before the deadline is final: before
+    the first event at or after it, or at the end when the deadline is <= ``bound_ms`` (any event
+    still to come is at or after the bound, hence after the deadline).
+    """
+    if state.final_bound_ms is not None and bound_ms <= state.final_bound_ms:
+        return []
+    cut = bisect.bisect_left(state.pending, bound_ms, key=lambda p: p.occurred_at_ms)
+    ready, state.pending = state.pending[:cut], state.pending[cut:]
+    out = _Emitter(state, site_id, session_id)
+    for event in ready:
+        out.abandon_if_due(event.occurred_at_ms, rules)
+        _apply(state, event, rules, out)
+    out.abandon_if_due(bound_ms, rules)
+    state.final_bound_ms = bound_ms
+    return out.facts
+
+
+def wake_after(state: SessionState, rules: FunnelRules) -> int:
+    """The session needs ``finalise`` (or expiry) as soon as the bound is > this time."""
+    times = [state.last_event_ms + rules.retention_ms]
+    if state.pending:
+        times.append(state.pending[0].occurred_at_ms)
+    deadline = carts.abandonment_deadline(state.cart, rules.abandonment_ms)
+    if deadline is not None:
+        times.append(deadline - 1)  # fires when bound >= deadline
+    return min(times)
+
+
+def expired(state: SessionState, bound_ms: int, rules: FunnelRules) -> bool:
+    """Whether the state may be dropped, once it has been finalised up to ``bound_ms``.
+
+    By then nothing is pending (every event is <= last_event_ms < bound) and the cart, if open,
+    has been abandoned (its deadline is <= last_event_ms + T < bound).
+    """
+    return bound_ms > state.last_event_ms + rules.retention_ms
+
+
+class _Emitter:
+    """Builds facts with the session's identity, first touch and latest user id."""
+
+    __slots__ = ("facts", "session_id", "site_id", "state")
+
+    def __init__(self, state: SessionState, site_id: str, session_id: str) -> None:
+        self.state = state
+        self.site_id = site_id
+        self.session_id = session_id
+        self.facts: list[Fact] = []
+
+    @property
+    def dims(self) -> Dims:
+        # Facts only follow an applied event, and the first one set the first touch.
+        assert self.state.dims is not None
+        return self.state.dims
+
+    def stage(self, stage: Stage, at_ms: int, time_to_convert_ms: int | None) -> None:
+        self.facts.append(
+            StageReached(
+                site_id=self.site_id,
+                session_id=self.session_id,
+                user_id=self.state.user_id,
+                dims=self.dims,
+                stage=stage,
+                reached_at_ms=at_ms,
+                time_to_convert_ms=time_to_convert_ms,
+            )
+        )
+
+    def order(self, event: Pending, order_id: str) -> None:
+        s = self.state
+        items_value = sum((i.price * i.quantity for i in event.items), Decimal(0))
+        self.facts.append(
+            OrderPlaced(
+                site_id=self.site_id,
+                session_id=self.session_id,
+                user_id=s.user_id,
+                dims=self.dims,
+                order_id=order_id,
+                occurred_at_ms=event.occurred_at_ms,
+                value=items_value if event.value is None else event.value,
+                currency=event.currency,
+                item_count=sum(i.quantity for i in event.items),
+                reached_checkout=s.stages[Stage.CHECKOUT - 1] is not None,
+            )
+        )
+
+    def cart_row(self, cart: Cart) -> None:
+        s = self.state
+        self.facts.append(
+            CartChanged(
+                site_id=self.site_id,
+                session_id=self.session_id,
+                user_id=s.user_id,
+                dims=self.dims,
+                cart_seq=cart.seq,
+                status=cart.status,
+                opened_at_ms=cart.opened_at_ms,
+                closed_at_ms=cart.closed_at_ms,
+                recovered_at_ms=cart.recovered_at_ms,
+                value=cart.value,
+                currency=cart.currency,
+                items=cart.item_tuple(),
+                last_stage=cart.last_stage,
+            )
+        )
+
+    def abandon_if_due(self, now_ms: int, rules: FunnelRules) -> None:
+        cart = self.state.cart
+        if cart is not None and carts.abandon_if_due(cart, now_ms, rules.abandonment_ms):
+            self.cart_row(cart)
+
+
+def _apply(state: SessionState, event: Pending, rules: FunnelRules, out: _Emitter) -> None:
+    t = event.occurred_at_ms
+    kind = event.event_type
+    order_id = event.order_id if event.order_id is not None else event.event_id
+    if kind is EventType.PURCHASE:
+        order = id_hash(order_id)
+        if order in state.orders:
+            return  # same order again: changes nothing, not even the latest user id
+        state.orders.add(order)
+    if state.dims is None:
+        state.dims = event.dims
+    if event.user_id is not None:
+        state.user_id = event.user_id
+    stage = STAGE_OF_EVENT.get(kind)
+    if stage is not None:
+        _reach(state, stage, t, rules, out)
+    if kind is EventType.ADD_TO_CART:
+        state.cart, opened = carts.add_to_cart(
+            state.cart, t, event.items, event.value, event.currency
+        )
+        if opened:
+            out.cart_row(state.cart)
+    elif kind is EventType.REMOVE_FROM_CART:
+        carts.remove_from_cart(state.cart, event.items, event.value)
+    elif kind is EventType.CHECKOUT:
+        carts.checkout(state.cart, t)
+    elif kind is EventType.PURCHASE:
+        out.order(event, order_id)
+        if state.cart is not None and carts.purchase(state.cart, t):
+            out.cart_row(state.cart)
+
+
+def _reach(state: SessionState, stage: Stage, t: int, rules: FunnelRules, out: _Emitter) -> None:
+    stages = state.stages
+    i = stage - 1
+    if stages[i] is not None:
+        return
+    if stage is Stage.PAGE_VIEW:
+        stages[i] = t
+        out.stage(stage, t, None)
+        return
+    first = stages[0]
+    # Events are applied in time order, so stage k-1 being set means it is at or before t.
+    if first is None or stages[i - 1] is None or t > first + rules.conversion_window_ms:
+        return
+    stages[i] = t
+    out.stage(stage, t, t - first if stage is Stage.PURCHASE else None)

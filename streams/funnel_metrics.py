@@ -1,0 +1,105 @@
+"""Funnel metrics: stage entries, orders, revenue, carts, watermarks; bounded label values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from streams.funnel.facts import CartChanged, OrderPlaced, StageReached
+from streams.funnel.partition import BatchResult
+
+OTHER = "other"
+
+
+@dataclass(slots=True)
+class SiteLabels:
+    """The first `limit` site ids keep their own label; the rest share "other"."""
+
+    limit: int
+    _known: set[str] = field(default_factory=set)
+
+    def __call__(self, site_id: str) -> str:
+        if site_id in self._known:
+            return site_id
+        if len(self._known) < self.limit:
+            self._known.add(site_id)
+            return site_id
+        return OTHER
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelMetrics:
+    site: SiteLabels
+    stage_entries: Counter
+    orders: Counter
+    revenue: Counter
+    carts: Counter
+    watermark: Gauge
+    event_time_lag: Gauge
+    open_sessions: Gauge
+    state_writes: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry, *, site_label_limit: int) -> FunnelMetrics:
+        return cls(
+            site=SiteLabels(site_label_limit),
+            stage_entries=Counter(
+                "funnel_stage_entries_total", "Sessions reaching a funnel stage.",
+                ["site", "stage"], registry=registry,
+            ),
+            orders=Counter(
+                "funnel_orders_total", "Orders placed.", ["site"], registry=registry,
+            ),
+            revenue=Counter(
+                "funnel_revenue_total", "Order value, in the order's currency.",
+                ["site", "currency"], registry=registry,
+            ),
+            carts=Counter(
+                "funnel_cart_transitions_total", "Cart state changes (open, abandoned, ...).",
+                ["site", "status"], registry=registry,
+            ),
+            watermark=Gauge(
+                "funnel_watermark_seconds", "Event-time watermark per partition (epoch s).",
+                ["partition"], registry=registry,
+            ),
+            event_time_lag=Gauge(
+                "funnel_event_time_lag_seconds", "Wall clock minus watermark, per partition.",
+                ["partition"], registry=registry,
+            ),
+            open_sessions=Gauge(
+                "funnel_open_sessions", "Sessions held in state, per partition.",
+                ["partition"], registry=registry,
+            ),
+            state_writes=Counter(
+                "funnel_state_writes_total", "Session state writes to the changelogged table.",
+                registry=registry,
+            ),
+        )  # fmt: skip
+
+    def observe_batch(
+        self, partition: int, result: BatchResult, open_sessions: int, now_ms: int
+    ) -> None:
+        for fact in result.facts:
+            site = self.site(fact.site_id)
+            match fact:
+                case StageReached():
+                    self.stage_entries.labels(site, fact.stage.name.lower()).inc()
+                case OrderPlaced():
+                    self.orders.labels(site).inc()
+                    self.revenue.labels(site, fact.currency or "").inc(float(fact.value))
+                case CartChanged():
+                    self.carts.labels(site, fact.status.name.lower()).inc()
+        label = str(partition)
+        if result.watermark_ms is not None:
+            self.watermark.labels(label).set(result.watermark_ms / 1000)
+            self.event_time_lag.labels(label).set((now_ms - result.watermark_ms) / 1000)
+        self.open_sessions.labels(label).set(open_sessions)
+        self.state_writes.inc(result.sessions_written)
+
+    def forget_partition(self, partition: int) -> None:
+        for gauge in (self.watermark, self.event_time_lag, self.open_sessions):
+            try:
+                gauge.remove(str(partition))
+            except KeyError:
+                continue

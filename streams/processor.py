@@ -1,0 +1,106 @@
+"""Wire the pure partition funnels to the Faust table, the ClickHouse sink and the cart topic.
+
+Per batch and partition, in this order: run the funnel (state changes staged), add raw events
+and facts to the sink, flush the sink, then commit the staged state to the changelogged table.
+Offsets are acked only after that (Faust flushes its producer before committing), so a crash
+at any point replays events whose rows are either already in ClickHouse (idempotent) or whose
+state was never written (recomputed identically).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import faust
+
+from sinks.batch import BatchSink
+from streams.funnel.facts import CartChanged, CartStatus, Fact
+from streams.funnel.partition import BatchResult, Outcome, PartitionFunnel
+from streams.funnel.rules import FunnelRules
+from streams.funnel_metrics import FunnelMetrics
+from streams.ingest import Accepted, Clock
+from streams.sink_rows import fact_row, raw_event_row
+from streams.table_store import StagedTableStore
+
+AbandonedPublisher = Callable[[CartChanged], None]
+REVOKED = "revoked"
+
+
+class FunnelProcessor:
+    def __init__(
+        self,
+        *,
+        table: faust.types.TableT[Any, Any],
+        rules: FunnelRules,
+        sink: BatchSink,
+        metrics: FunnelMetrics,
+        clock: Clock,
+        publish_abandoned: AbandonedPublisher,
+        owns: Callable[[int], bool],
+    ) -> None:
+        self._table = table
+        self._rules = rules
+        self._sink = sink
+        self._metrics = metrics
+        self._clock = clock
+        self._publish_abandoned = publish_abandoned
+        self._owns = owns
+        self._partitions: dict[int, tuple[PartitionFunnel, StagedTableStore]] = {}
+        # The agent and the idle timer both drive funnels; one at a time, whole batches.
+        self._lock = asyncio.Lock()
+
+    async def process(self, partition: int, accepted: Sequence[Accepted]) -> Sequence[str]:
+        async with self._lock:
+            if not self._owns(partition):
+                # Taken before a rebalance moved the partition: its new owner replays these
+                # from the committed offset, so touching them here would only corrupt state.
+                return [REVOKED] * len(accepted)
+            funnel, store = self._partition(partition)
+            result = funnel.process_batch([(a.event, a.message.timestamp_ms) for a in accepted])
+            for item, outcome in zip(accepted, result.outcomes, strict=True):
+                # Duplicates are already stored under the same key; late ones are kept, flagged.
+                if outcome is not Outcome.DUPLICATE:
+                    self._sink.add("events_raw", raw_event_row(item, late=outcome is Outcome.LATE))
+            await self._complete(partition, funnel, store, result)
+            return [outcome.value for outcome in result.outcomes]
+
+    async def tick(self) -> None:
+        """Advance idle partitions' watermarks from the wall clock (finalises, abandons carts)."""
+        async with self._lock:
+            now_ms = self._clock()
+            for partition, (funnel, store) in list(self._partitions.items()):
+                await self._complete(partition, funnel, store, funnel.tick(now_ms))
+
+    async def revoke(self, partitions: Iterable[int]) -> None:
+        async with self._lock:
+            for partition in partitions:
+                entry = self._partitions.pop(partition, None)
+                if entry is not None:
+                    entry[1].discard()
+                    self._metrics.forget_partition(partition)
+
+    def _partition(self, partition: int) -> tuple[PartitionFunnel, StagedTableStore]:
+        # Built lazily: Faust has recovered the table before it hands us the first event.
+        entry = self._partitions.get(partition)
+        if entry is None:
+            store = StagedTableStore(self._table, partition)
+            entry = (PartitionFunnel(store, self._rules), store)
+            self._partitions[partition] = entry
+        return entry
+
+    async def _complete(
+        self, partition: int, funnel: PartitionFunnel, store: StagedTableStore, result: BatchResult
+    ) -> None:
+        for fact in result.facts:
+            self._sink.add(*fact_row(fact))
+        await self._sink.flush()
+        self._publish(result.facts)
+        store.commit()
+        self._metrics.observe_batch(partition, result, funnel.open_sessions, self._clock())
+
+    def _publish(self, facts: Sequence[Fact]) -> None:
+        for fact in facts:
+            if isinstance(fact, CartChanged) and fact.status is CartStatus.ABANDONED:
+                self._publish_abandoned(fact)

@@ -1,0 +1,110 @@
+"""Assemble the real worker: app, funnel processor, Faust table, sink, abandoned-cart topic."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+
+from sinks.batch import BatchSink
+from streams.app import create_app
+from streams.funnel.facts import CartChanged
+from streams.funnel.rules import FunnelRules
+from streams.funnel_metrics import FunnelMetrics
+from streams.ingest import Clock
+from streams.metrics import Metrics
+from streams.processor import FunnelProcessor
+from streams.settings import Settings
+
+SESSIONS_TABLE = "funnel-sessions"
+
+
+def funnel_rules(settings: Settings) -> FunnelRules:
+    return FunnelRules(
+        conversion_window_ms=settings.conversion_window_s * 1000,
+        lateness_ms=settings.lateness_s * 1000,
+        abandonment_ms=settings.abandonment_timeout_s * 1000,
+        idle_after_ms=round(settings.idle_after_s * 1000),
+    )
+
+
+def abandoned_cart_message(fact: CartChanged) -> bytes:
+    """The record remarketing tools read from the abandoned-carts topic."""
+    return orjson.dumps(
+        {
+            "site_id": fact.site_id,
+            "session_id": fact.session_id,
+            "user_id": fact.user_id,
+            "cart_seq": fact.cart_seq,
+            "opened_at": fact.opened_at_ms,
+            "abandoned_at": fact.closed_at_ms,
+            "value": str(fact.value),
+            "currency": fact.currency,
+            "items": [
+                {"sku": item.sku, "quantity": item.quantity, "price": str(item.price)}
+                for item in fact.items
+            ],
+            "last_stage": fact.last_stage.name.lower(),
+            "utm_source": fact.dims.utm_source,
+            "utm_medium": fact.dims.utm_medium,
+            "utm_campaign": fact.dims.utm_campaign,
+            "device": fact.dims.device,
+            "country": fact.dims.country,
+            "variant": fact.dims.variant,
+        }
+    )
+
+
+def build_worker_app(
+    settings: Settings,
+    *,
+    registry: CollectorRegistry,
+    sink: BatchSink,
+    clock: Clock,
+    faust_overrides: Mapping[str, Any] | None = None,
+) -> faust.App:
+    funnel_metrics = FunnelMetrics.create(registry, site_label_limit=settings.site_label_limit)
+
+    def build_processor(app: faust.App) -> FunnelProcessor:
+        table = app.Table(SESSIONS_TABLE, key_serializer="raw", value_serializer="raw")
+        abandoned = app.topic(
+            settings.abandoned_topic, key_serializer="raw", value_serializer="raw"
+        )
+
+        def publish_abandoned(fact: CartChanged) -> None:
+            abandoned.send_soon(key=fact.session_id.encode(), value=abandoned_cart_message(fact))
+
+        processor = FunnelProcessor(
+            table=table,
+            rules=funnel_rules(settings),
+            sink=sink,
+            metrics=funnel_metrics,
+            clock=clock,
+            publish_abandoned=publish_abandoned,
+            owns=lambda partition: (
+                TP(settings.events_topic, partition) in app.consumer.assignment()
+            ),
+        )
+        app.timer(interval=1.0, name="funnel-idle-tick")(processor.tick)
+
+        async def on_revoked(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
+            revoked: set[TP] = args[0]  # mode's Signal passes the payload positionally
+            await processor.revoke(
+                {tp.partition for tp in revoked if tp.topic == settings.events_topic}
+            )
+
+        # mode's stubs declare a receiver union mypy cannot match an async def against.
+        app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+        return processor
+
+    return create_app(
+        settings,
+        metrics=Metrics.create(registry),
+        clock=clock,
+        build_processor=build_processor,
+        faust_overrides=faust_overrides,
+    )
