@@ -46,9 +46,8 @@ from types import TracebackType
 from typing import IO, Any, Final, Self, TypedDict, cast
 
 from aiokafka import AIOKafkaClient, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.consumer.fetcher import Fetcher, OffsetResetStrategy
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.record.memory_records import MemoryRecords
 
@@ -279,36 +278,6 @@ def _run_blocking(coro: Coroutine[Any, Any, None]) -> None:
     # coroutine (the demo's async main), where asyncio.run() refuses to nest.
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(asyncio.run, coro).result()
-
-
-async def create_topics(
-    bootstrap: str, topics: Mapping[str, int], *, config: Mapping[str, str] | None = None
-) -> None:
-    """Create `{name: partitions}` topics; one that already exists with that count is fine.
-
-    tansu would otherwise auto-create them with 4 partitions on first use. An existing
-    topic with another partition count is an error, not silently accepted.
-    """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        new = [NewTopic(name, n, 1, topic_configs=dict(config or {})) for name, n in topics.items()]
-        response = await admin.create_topics(new)
-        existing = []
-        for name, code, message in response.topic_errors:
-            if code == TopicAlreadyExistsError.errno:
-                existing.append(name)
-            elif code != 0:
-                raise EmbeddedBrokerError(f"cannot create topic {name!r}: {message or code}")
-        if existing:
-            for described in await admin.describe_topics(existing):
-                name, actual = described["topic"], len(described["partitions"])
-                if actual != topics[name]:
-                    raise EmbeddedBrokerError(
-                        f"topic {name!r} exists with {actual} partitions, not {topics[name]}"
-                    )
-    finally:
-        await admin.close()
 
 
 _COMPAT_MARK: Final = "_funnelstream_tansu_compat"

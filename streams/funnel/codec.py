@@ -47,7 +47,8 @@ def encode_state(state: SessionState) -> bytes:
             state.user_id,
             _dims(state.dims),
             None if cart is None else _cart(cart),
-            [_pending(p) for p in state.pending],
+            # Once the first touch is known no pending event can be it: drop their dims.
+            [_pending(p, keep_dims=state.dims is None) for p in state.pending],
         ]
     )
 
@@ -129,13 +130,13 @@ def _to_cart(row: list[Any]) -> Cart:
     )
 
 
-def _pending(p: Pending) -> list[Any]:
+def _pending(p: Pending, *, keep_dims: bool) -> list[Any]:
     row = [
         p.event_id,
         p.occurred_at_ms,
         _TYPE_CODE[p.event_type],
         p.user_id,
-        _dims(p.dims),
+        _dims(p.dims) if keep_dims else None,
         _items(p.items) or None,
         None if p.value is None else str(p.value),
         p.currency,

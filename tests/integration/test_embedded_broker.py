@@ -32,9 +32,9 @@ from streams.embedded_broker import (
     ClientTimeouts,
     EmbeddedBroker,
     EmbeddedBrokerError,
-    create_topics,
     install_tansu_compat,
 )
+from streams.topics import TopicError, create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -159,7 +159,7 @@ def test_create_topics_refuses_a_different_partition_count(
     topic = unique_topic("events")
     asyncio.run(create_topics(broker.bootstrap, {topic: 2}))
 
-    with pytest.raises(EmbeddedBrokerError, match="exists with 2 partitions, not 3"):
+    with pytest.raises(TopicError, match="exists with 2 partitions, not 3"):
         asyncio.run(create_topics(broker.bootstrap, {topic: 3}))
 
 
