@@ -8,6 +8,7 @@ from typing import Any
 import faust
 
 from schemas.decode import DecodeLimits
+from streams.deadletter import DeadLetter
 from streams.ingest import Clock, Ingestion, Processor, RawMessage
 from streams.kafka_config import faust_credentials
 from streams.metrics import Metrics
@@ -55,9 +56,9 @@ def create_app(
     )
     dead_letters = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw")
 
-    def dead_letter(message: RawMessage, headers: list[tuple[str, bytes]]) -> None:
+    def dead_letter(message: RawMessage, letter: DeadLetter) -> None:
         # Buffered; Faust flushes the producer before it commits the source offsets.
-        dead_letters.send_soon(key=message.key, value=message.value, headers=headers)
+        dead_letters.send_soon(key=message.key, value=letter.payload, headers=letter.headers)
 
     ingestion = Ingestion(
         limits=decode_limits(settings),

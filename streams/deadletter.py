@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -13,6 +14,12 @@ SOURCE_TOPIC = "funnel.source_topic"
 SOURCE_PARTITION = "funnel.source_partition"
 SOURCE_OFFSET = "funnel.source_offset"
 REJECTED_AT = "funnel.rejected_at"
+ORIGINAL_SIZE = "funnel.original_size"
+ORIGINAL_SHA256 = "funnel.original_sha256"
+
+# Kafka's default message limit is 1 MB; an oversize payload can't be forwarded whole, so the
+# dead letter keeps its head plus the size and hash needed to find the original.
+MAX_DEAD_LETTER_PAYLOAD = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +29,28 @@ class SourcePosition:
     offset: int
 
 
-def dead_letter_headers(
-    rejection: Rejection, source: SourcePosition, *, rejected_at_ms: int
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    payload: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def dead_letter(
+    payload: bytes, rejection: Rejection, source: SourcePosition, *, rejected_at_ms: int
+) -> DeadLetter:
+    """The original bytes untouched, unless they are too large to produce at all."""
+    headers = _headers(rejection, source, rejected_at_ms)
+    if len(payload) <= MAX_DEAD_LETTER_PAYLOAD:
+        return DeadLetter(payload, headers)
+    headers += [
+        (ORIGINAL_SIZE, str(len(payload)).encode()),
+        (ORIGINAL_SHA256, hashlib.sha256(payload).hexdigest().encode()),
+    ]
+    return DeadLetter(payload[:MAX_DEAD_LETTER_PAYLOAD], headers)
+
+
+def _headers(
+    rejection: Rejection, source: SourcePosition, rejected_at_ms: int
 ) -> list[tuple[str, bytes]]:
     rejected_at = datetime.fromtimestamp(rejected_at_ms / 1000, tz=UTC)
     return [

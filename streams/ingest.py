@@ -9,7 +9,7 @@ from typing import Protocol
 
 from schemas.decode import DecodeLimits, Rejection, decode_event
 from schemas.event import Event
-from streams.deadletter import SourcePosition, dead_letter_headers
+from streams.deadletter import DeadLetter, SourcePosition, dead_letter
 from streams.metrics import Metrics
 
 Clock = Callable[[], int]
@@ -39,7 +39,7 @@ class Processor(Protocol):
 
 
 class DeadLetterSink(Protocol):
-    def __call__(self, message: RawMessage, headers: list[tuple[str, bytes]]) -> None: ...
+    def __call__(self, message: RawMessage, letter: DeadLetter) -> None: ...
 
 
 class Ingestion:
@@ -79,7 +79,9 @@ class Ingestion:
 
     def _reject(self, message: RawMessage, rejection: Rejection, now_ms: int) -> None:
         source = SourcePosition(message.topic, message.partition, message.offset)
-        self._dead_letter(message, dead_letter_headers(rejection, source, rejected_at_ms=now_ms))
+        self._dead_letter(
+            message, dead_letter(message.value, rejection, source, rejected_at_ms=now_ms)
+        )
         self._metrics.events_invalid.labels(rejection.code).inc()
         self._metrics.events_consumed.labels("unknown", "invalid").inc()
         self._metrics.dead_lettered.inc()

@@ -1,4 +1,4 @@
-"""Producing storefront events: a pure event builder and a thin aiokafka wrapper.
+"""Producing storefront events: a pure event builder and an aiokafka wrapper.
 
 Storefront backends call `build_event` and `EventProducer.send`; `funnel send` forwards
 JSON lines untouched through `send_lines`, because rejecting bad input is the worker's job
@@ -50,7 +50,7 @@ def format_occurred_at(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def item_to_json(item: Item) -> dict[str, Any]:
+def _item_json(item: Item) -> dict[str, Any]:
     return {"sku": item.sku, "quantity": item.quantity, "price": str(item.price)}
 
 
@@ -108,7 +108,7 @@ def build_event(
     }
     event.update((name, field) for name, field in optional.items() if field is not None)
     if items:
-        event["items"] = [item_to_json(item) for item in items]
+        event["items"] = [_item_json(item) for item in items]
     return event
 
 

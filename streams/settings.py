@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     clickhouse_password: SecretStr = Field(
         SecretStr(""), description="ClickHouse password (secret)"
     )
+    raw_ttl_days: int = Field(90, ge=1, description="TTL of raw events and dead letters")
+    aggregate_ttl_days: int = Field(730, ge=1, description="TTL of stage entries, orders, carts")
 
     # Ingestion
     max_payload_bytes: int = Field(1_048_576, ge=1, description="Larger messages are dead-lettered")
@@ -75,6 +77,8 @@ class Settings(BaseSettings):
 
     # Operations
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics (0 = off)")
+    metrics_host: str = Field("0.0.0.0", description="Address /metrics listens on")  # noqa: S104
+    log_level: str = Field("INFO", description="Worker log level")
     commit_interval_s: float = Field(2.0, gt=0, description="Offset commit period")
 
     @field_validator("kafka_bootstrap")

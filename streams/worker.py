@@ -70,7 +70,7 @@ def build_worker_app(
     funnel_metrics = FunnelMetrics.create(registry, site_label_limit=settings.site_label_limit)
 
     def build_processor(app: faust.App) -> FunnelProcessor:
-        table = app.Table(SESSIONS_TABLE, key_serializer="raw", value_serializer="raw")
+        table = app.Table(SESSIONS_TABLE, key_type=bytes, value_type=bytes)
         abandoned = app.topic(
             settings.abandoned_topic, key_serializer="raw", value_serializer="raw"
         )

@@ -93,7 +93,8 @@ class RollingConversion:
     def snapshot(self, now_ms: int) -> list[SiteConversion]:
         """Entries and ratios per site and span over the buckets in [now - span, now).
 
-        Buckets older than the longest span are forgotten, so memory stays bounded.
+        Buckets older than the longest span are forgotten, so memory stays bounded; a site with
+        nothing left is dropped from the snapshot (the caller removes its gauges).
         """
         oldest = now_ms - max(self.spans_ms)
         out = []
@@ -101,6 +102,9 @@ class RollingConversion:
             buckets = self._sites[site_id]
             for start in [s for s in buckets if s < oldest]:
                 del buckets[start]
+            if not buckets:
+                del self._sites[site_id]
+                continue
             for span in self.spans_ms:
                 counts = [0, 0, 0, 0]
                 for start, entries in buckets.items():
@@ -110,6 +114,4 @@ class RollingConversion:
                 out.append(
                     SiteConversion(site_id, span, (c1, c2, c3, c4), step_conversions(counts))
                 )
-            if not buckets:
-                del self._sites[site_id]
         return out

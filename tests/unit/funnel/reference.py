@@ -9,7 +9,7 @@ only the first copy of an event_id counts). Everything is taken as final.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from schemas.event import Event, EventType, Item
@@ -86,7 +86,9 @@ def _session(
         elif number - 1 in stage_time:
             lo, hi = stage_time[number - 1], stage_time[1] + rules.conversion_window_ms
             hits = [
-                i for i, e in enumerate(kept) if e.event_type is kind and lo <= e.occurred_at_ms <= hi
+                i
+                for i, e in enumerate(kept)
+                if e.event_type is kind and lo <= e.occurred_at_ms <= hi
             ]
         else:
             hits = []
@@ -122,85 +124,79 @@ def _session(
     return stage_facts, order_facts, _carts(kept, user_at, dims, rules)
 
 
+@dataclass
+class _Cart:
+    seq: int
+    opened: int
+    last: int
+    status: CartStatus = CartStatus.OPEN
+    closed: int | None = None
+    recovered: int | None = None
+    currency: str | None = None
+    stage: Stage = Stage.ADD_TO_CART
+    extra: Decimal = Decimal(0)
+    qty: dict[str, int] = field(default_factory=dict)
+    price: dict[str, Decimal] = field(default_factory=dict)
+
+
 def _carts(
     kept: list[Event], user_at: list[str | None], dims: Dims, rules: FunnelRules
 ) -> set[CartChanged]:
     rows: set[CartChanged] = set()
     site, session = kept[0].site_id, kept[0].session_id
-    seq = 0
-    cart: dict[str, object] | None = None  # the latest cart, open or not
-    qty: dict[str, int] = {}
-    price: dict[str, Decimal] = {}
-    extra = Decimal(0)
+    cart: _Cart | None = None  # the latest cart, open or not
 
-    def row(status: CartStatus, user: str | None) -> None:
-        assert cart is not None
-        cart["status"] = status
+    def row(c: _Cart, status: CartStatus, user: str | None) -> None:
+        c.status = status
+        value = sum((c.price[k] * q for k, q in c.qty.items()), c.extra)
+        items = tuple(Item(k, c.qty[k], c.price[k]) for k in sorted(c.qty))
         rows.add(
             CartChanged(
-                site,
-                session,
-                user,
-                dims,
-                seq,
-                status,
-                cart["opened"],  # type: ignore[arg-type]
-                cart.get("closed"),  # type: ignore[arg-type]
-                cart.get("recovered"),  # type: ignore[arg-type]
-                sum((price[k] * q for k, q in qty.items()), extra),
-                cart["currency"],  # type: ignore[arg-type]
-                tuple(Item(k, qty[k], price[k]) for k in sorted(qty)),
-                cart["stage"],  # type: ignore[arg-type]
+                site, session, user, dims, c.seq, status, c.opened, c.closed, c.recovered,
+                value, c.currency, items, c.stage,
             )
-        )
+        )  # fmt: skip
 
     for i, e in enumerate(kept):
         t = e.occurred_at_ms
-        before = user_at[i - 1] if i else None
-        is_open = cart is not None and cart["status"] is CartStatus.OPEN
-        if cart is not None and is_open and t >= cart["last"] + rules.abandonment_ms:  # type: ignore[operator]
-            cart["closed"] = cart["last"] + rules.abandonment_ms  # type: ignore[operator]
-            row(CartStatus.ABANDONED, before)
-            is_open = False
         kind = e.event_type
+        if cart and cart.status is CartStatus.OPEN and t >= cart.last + rules.abandonment_ms:
+            cart.closed = cart.last + rules.abandonment_ms
+            row(cart, CartStatus.ABANDONED, user_at[i - 1])  # i > 0: the cart's add came first
+        open_cart = cart if cart and cart.status is CartStatus.OPEN else None
         if kind is EventType.ADD_TO_CART:
-            if not is_open:
-                seq += 1
-                cart = {"opened": t, "currency": None, "stage": Stage.ADD_TO_CART}
-                qty, price, extra = {}, {}, Decimal(0)
-            assert cart is not None
-            cart["last"] = t
-            if cart["currency"] is None:
-                cart["currency"] = e.currency
+            if open_cart is None:
+                open_cart = _Cart(seq=cart.seq + 1 if cart else 1, opened=t, last=t)
+            open_cart.last = t
+            open_cart.currency = open_cart.currency or e.currency
             for it in e.items:
-                qty[it.sku] = qty.get(it.sku, 0) + it.quantity
-                price[it.sku] = it.price
+                open_cart.qty[it.sku] = open_cart.qty.get(it.sku, 0) + it.quantity
+                open_cart.price[it.sku] = it.price
             if not e.items and e.value is not None:
-                extra += e.value
-            if not is_open:
-                row(CartStatus.OPEN, user_at[i])
-        elif kind is EventType.REMOVE_FROM_CART and is_open:
+                open_cart.extra += e.value
+            if open_cart is not cart:
+                cart = open_cart
+                row(cart, CartStatus.OPEN, user_at[i])
+        elif kind is EventType.REMOVE_FROM_CART and open_cart:
             for it in e.items:
-                if it.sku in qty:
-                    qty[it.sku] -= it.quantity
-                    if qty[it.sku] <= 0:
-                        del qty[it.sku]
+                if it.sku in open_cart.qty:
+                    open_cart.qty[it.sku] -= it.quantity
+                    if open_cart.qty[it.sku] <= 0:
+                        del open_cart.qty[it.sku]
             if not e.items and e.value is not None:
-                extra = max(Decimal(0), extra - e.value)
-        elif kind is EventType.CHECKOUT and is_open:
-            assert cart is not None
-            cart["last"] = t
-            cart["stage"] = Stage.CHECKOUT
-        elif kind is EventType.PURCHASE and cart is not None:
-            if is_open:
-                cart["closed"] = t
-                cart["stage"] = Stage.PURCHASE
-                row(CartStatus.CONVERTED, user_at[i])
-            elif cart["status"] is CartStatus.ABANDONED:
-                cart["recovered"] = t
-                cart["stage"] = Stage.PURCHASE
-                row(CartStatus.RECOVERED, user_at[i])
-    if cart is not None and cart["status"] is CartStatus.OPEN:
-        cart["closed"] = cart["last"] + rules.abandonment_ms  # type: ignore[operator]
-        row(CartStatus.ABANDONED, user_at[-1])
+                open_cart.extra = max(Decimal(0), open_cart.extra - e.value)
+        elif kind is EventType.CHECKOUT and open_cart:
+            open_cart.last = t
+            open_cart.stage = Stage.CHECKOUT
+        elif kind is EventType.PURCHASE and open_cart:
+            open_cart.closed = t
+            open_cart.stage = Stage.PURCHASE
+            row(open_cart, CartStatus.CONVERTED, user_at[i])
+        elif kind is EventType.PURCHASE and cart and cart.status is CartStatus.ABANDONED:
+            cart.recovered = t
+            cart.stage = Stage.PURCHASE
+            row(cart, CartStatus.RECOVERED, user_at[i])
+    if cart and cart.status is CartStatus.OPEN:
+        cart.closed = cart.last + rules.abandonment_ms
+        row(cart, CartStatus.ABANDONED, user_at[-1])
     return rows

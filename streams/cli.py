@@ -1,0 +1,141 @@
+"""`funnel`: the one console script. Settings are built here, once, from FUNNEL_* variables."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from streams.incidents import parse_incident
+from streams.kafka_config import aiokafka_security
+from streams.producer import EventProducer, send_lines
+from streams.runtime import broker_overrides, ensure_topics, run_migrations, run_worker
+from streams.settings import Settings
+from streams.simulate import SimulationConfig
+from streams.simulate_run import run_simulation
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def _worker(settings: Settings, _: argparse.Namespace) -> int:
+    run_worker(settings)
+    return 0
+
+
+def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    applied = run_migrations(settings)
+    print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+    return 0
+
+
+def _settings(settings: Settings, _: argparse.Namespace) -> int:
+    sys.stdout.buffer.write(orjson.dumps(settings.masked(), option=orjson.OPT_INDENT_2) + b"\n")
+    return 0
+
+
+def _producer(settings: Settings) -> EventProducer:
+    broker_overrides(settings)
+    return EventProducer(
+        settings.kafka_bootstrap,
+        settings.events_topic,
+        client_options=aiokafka_security(settings),
+    )
+
+
+def _send(settings: Settings, args: argparse.Namespace) -> int:
+    async def send(lines: Iterable[bytes]) -> int:
+        async with _producer(settings) as producer:
+            return await send_lines(producer, lines)
+
+    if args.file == "-":
+        sent = asyncio.run(send(sys.stdin.buffer))
+    else:
+        with Path(args.file).open("rb") as lines:
+            sent = asyncio.run(send(lines))
+    print(f"sent {sent} messages to {settings.events_topic}", file=sys.stderr)
+    return 0
+
+
+def simulation_config(args: argparse.Namespace, *, now: datetime) -> SimulationConfig:
+    start = datetime.fromisoformat(args.start) if args.start else now
+    return SimulationConfig(
+        start=start,
+        seed=args.seed,
+        sites=tuple(args.site or ["shop-1"]),
+        sessions=args.sessions,
+        duration=timedelta(seconds=args.duration) if args.duration else None,
+        session_rate=args.session_rate,
+        duplicate_rate=args.duplicates,
+        out_of_order_ms=args.out_of_order_ms,
+        invalid_rate=args.invalid_rate,
+        incidents=tuple(parse_incident(text) for text in args.incident or ()),
+    )
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    config = simulation_config(args, now=datetime.now(UTC))
+    ensure_topics(settings)
+
+    async def simulate() -> None:
+        async with _producer(settings) as producer:
+            stats = await run_simulation(producer, config, rate_limit=args.rate)
+        print(
+            f"sent {stats.sent} messages ({stats.valid} valid, {stats.invalid} invalid, "
+            f"{stats.duplicates} duplicates) in {stats.elapsed_s:.1f}s",
+            file=sys.stderr,
+        )
+
+    asyncio.run(simulate())
+    return 0
+
+
+def add_simulation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="random seed (reproducible runs)")
+    parser.add_argument("--site", action="append", help="site id; repeat for several")
+    parser.add_argument("--sessions", type=int, default=None, help="number of sessions")
+    parser.add_argument("--duration", type=float, help="event-time seconds of traffic")
+    parser.add_argument("--session-rate", type=float, default=5.0, help="new sessions per s")
+    parser.add_argument("--start", help="event time of the first session (ISO 8601); default now")
+    parser.add_argument("--rate", type=float, help="messages per wall-clock second (default max)")
+    parser.add_argument("--duplicates", type=float, default=0.0, help="share re-sent verbatim")
+    parser.add_argument("--out-of-order-ms", type=int, default=0, help="max delivery shuffle")
+    parser.add_argument("--invalid-rate", type=float, default=0.0, help="share of bad messages")
+    parser.add_argument(
+        "--incident",
+        action="append",
+        help="e.g. 'checkout:mobile:-70%%@10m' (STAGE[:FILTER]...:±P%%@T[-U]); repeatable",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="funnel",
+        description="Funnelstream: real-time e-commerce funnels. Configure with FUNNEL_* "
+        "environment variables (see README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Command, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("worker", _worker, "Run a stream worker (validate, funnel state, sink).")
+    command("migrate", _migrate, "Create or upgrade the ClickHouse schema.")
+    command("settings", _settings, "Print the effective settings, secrets masked.")
+    send = command("send", _send, "Send JSON lines (one event per line) to the events topic.")
+    send.add_argument("file", nargs="?", default="-", help="file to read; - for stdin")
+    simulate = command("simulate", _simulate, "Send simulated storefront traffic.")
+    add_simulation_options(simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Command = args.handler
+    return handler(Settings(), args)
