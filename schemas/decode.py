@@ -114,7 +114,9 @@ def _check_string(spec: FieldSpec, value: Any) -> str:
 
 
 def _check_event_type(spec: FieldSpec, value: Any) -> EventType:
-    name = _check_string(spec, value)
+    if not isinstance(value, str):
+        raise _InvalidError("wrong_type", f"{spec.name} must be a string, got {_json_type(value)}")
+    name = value
     event_type = EVENT_TYPE_ALIASES.get(name)
     if event_type is None:
         raise _InvalidError("unknown_event_type", f"unknown event_type {name[:64]!r}")

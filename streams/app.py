@@ -7,7 +7,7 @@ from typing import Any
 
 import faust
 
-from schemas.decode import DecodeLimits
+from schemas.decode import DecodeLimits, Rejection
 from streams.deadletter import DeadLetter
 from streams.ingest import Clock, Ingestion, Processor, RawMessage
 from streams.kafka_config import faust_credentials
@@ -56,14 +56,17 @@ def create_app(
     )
     dead_letters = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw")
 
-    def dead_letter(message: RawMessage, letter: DeadLetter) -> None:
+    processor = build_processor(app)
+
+    def dead_letter(message: RawMessage, letter: DeadLetter, rejection: Rejection) -> None:
         # Buffered; Faust flushes the producer before it commits the source offsets.
         dead_letters.send_soon(key=message.key, value=letter.payload, headers=letter.headers)
+        processor.record_dead_letter(message, letter, rejection)
 
     ingestion = Ingestion(
         limits=decode_limits(settings),
         metrics=metrics,
-        processor=build_processor(app),
+        processor=processor,
         dead_letter=dead_letter,
         clock=clock,
     )

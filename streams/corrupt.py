@@ -46,7 +46,7 @@ def _wrong_type(rng: random.Random, event: dict[str, Any]) -> bytes:
             ("event_id", ["not", "a", "string"]),
             ("event_type", 1),
             ("occurred_at", True),
-            ("site_id", None),
+            ("site_id", {"id": 1}),
             ("items", "sku-1 x2"),
         ]
     )

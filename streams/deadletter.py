@@ -33,6 +33,7 @@ class SourcePosition:
 class DeadLetter:
     payload: bytes
     headers: list[tuple[str, bytes]]
+    rejected_at_ms: int
 
 
 def dead_letter(
@@ -41,12 +42,12 @@ def dead_letter(
     """The original bytes untouched, unless they are too large to produce at all."""
     headers = _headers(rejection, source, rejected_at_ms)
     if len(payload) <= MAX_DEAD_LETTER_PAYLOAD:
-        return DeadLetter(payload, headers)
+        return DeadLetter(payload, headers, rejected_at_ms)
     headers += [
         (ORIGINAL_SIZE, str(len(payload)).encode()),
         (ORIGINAL_SHA256, hashlib.sha256(payload).hexdigest().encode()),
     ]
-    return DeadLetter(payload[:MAX_DEAD_LETTER_PAYLOAD], headers)
+    return DeadLetter(payload[:MAX_DEAD_LETTER_PAYLOAD], headers, rejected_at_ms)
 
 
 def _headers(

@@ -37,9 +37,16 @@ class Processor(Protocol):
 
     async def process(self, partition: int, accepted: Sequence[Accepted]) -> Sequence[str]: ...
 
+    async def finish_batch(self) -> None:
+        """Make everything recorded for this batch durable; offsets are acked right after."""
+
+    def record_dead_letter(
+        self, message: RawMessage, letter: DeadLetter, rejection: Rejection
+    ) -> None: ...
+
 
 class DeadLetterSink(Protocol):
-    def __call__(self, message: RawMessage, letter: DeadLetter) -> None: ...
+    def __call__(self, message: RawMessage, letter: DeadLetter, rejection: Rejection) -> None: ...
 
 
 class Ingestion:
@@ -73,15 +80,15 @@ class Ingestion:
             outcomes = await self._processor.process(partition, accepted)
             for item, outcome in zip(accepted, outcomes, strict=True):
                 tally[item.event.event_type.value, outcome] += 1
+        await self._processor.finish_batch()
         for (event_type, outcome), count in tally.items():
             self._metrics.events_consumed.labels(event_type, outcome).inc(count)
         self._metrics.batch_size.observe(len(batch))
 
     def _reject(self, message: RawMessage, rejection: Rejection, now_ms: int) -> None:
         source = SourcePosition(message.topic, message.partition, message.offset)
-        self._dead_letter(
-            message, dead_letter(message.value, rejection, source, rejected_at_ms=now_ms)
-        )
+        letter = dead_letter(message.value, rejection, source, rejected_at_ms=now_ms)
+        self._dead_letter(message, letter, rejection)
         self._metrics.events_invalid.labels(rejection.code).inc()
         self._metrics.events_consumed.labels("unknown", "invalid").inc()
         self._metrics.dead_lettered.inc()

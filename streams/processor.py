@@ -15,13 +15,15 @@ from typing import Any
 
 import faust
 
+from schemas.decode import Rejection
 from sinks.batch import BatchSink
+from streams.deadletter import DeadLetter
 from streams.funnel.facts import CartChanged, CartStatus, Fact
 from streams.funnel.partition import BatchResult, Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
 from streams.funnel_metrics import FunnelMetrics
-from streams.ingest import Accepted, Clock
-from streams.sink_rows import fact_row, raw_event_row
+from streams.ingest import Accepted, Clock, RawMessage
+from streams.sink_rows import dead_letter_row, fact_row, raw_event_row
 from streams.table_store import StagedTableStore
 
 AbandonedPublisher = Callable[[CartChanged], None]
@@ -65,6 +67,16 @@ class FunnelProcessor:
                     self._sink.add("events_raw", raw_event_row(item, late=outcome is Outcome.LATE))
             await self._complete(partition, funnel, store, result)
             return [outcome.value for outcome in result.outcomes]
+
+    def record_dead_letter(
+        self, message: RawMessage, letter: DeadLetter, rejection: Rejection
+    ) -> None:
+        self._sink.add("dead_letters", dead_letter_row(message, letter, rejection))
+
+    async def finish_batch(self) -> None:
+        # Rows of a batch's dead letters, when no partition of it had a valid event to flush.
+        async with self._lock:
+            await self._sink.flush()
 
     async def tick(self) -> None:
         """Advance idle partitions' watermarks from the wall clock (finalises, abandons carts)."""

@@ -6,8 +6,10 @@ from typing import Any
 
 import orjson
 
+from schemas.decode import Rejection
+from streams.deadletter import DeadLetter
 from streams.funnel.facts import CartChanged, Dims, Fact, OrderPlaced, StageReached
-from streams.ingest import Accepted
+from streams.ingest import Accepted, RawMessage
 
 Row = tuple[Any, ...]
 
@@ -50,6 +52,19 @@ def raw_event_row(accepted: Accepted, *, late: bool) -> Row:
         message.offset,
         # The decoder proved the bytes are UTF-8 JSON; unknown fields survive here.
         message.value.decode(),
+    )
+
+
+def dead_letter_row(message: RawMessage, letter: DeadLetter, rejection: Rejection) -> Row:
+    return (
+        message.topic,
+        message.partition,
+        message.offset,
+        letter.rejected_at_ms,
+        rejection.code,
+        rejection.detail,
+        (message.key or b"").decode(errors="replace"),
+        letter.payload,
     )
 
 

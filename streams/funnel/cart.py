@@ -61,7 +61,7 @@ def abandonment_deadline(cart: Cart | None, abandonment_ms: int) -> int | None:
 def abandon_if_due(cart: Cart | None, now_ms: int, abandonment_ms: int) -> bool:
     """Abandon the open cart if event time ``now_ms`` has reached its deadline."""
     deadline = abandonment_deadline(cart, abandonment_ms)
-    if cart is None or deadline is None or now_ms <= deadline:
+    if cart is None or deadline is None or now_ms < deadline:
         return False
     cart.status = CartStatus.ABANDONED
     cart.closed_at_ms = deadline

@@ -1,0 +1,174 @@
+"""Run real `funnel worker` processes against the test broker and read what they wrote."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.producer import EventProducer
+from streams.simulate import SimulatedMessage
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class PipelineConfig:
+    """One isolated pipeline: its own topics, consumer group and ClickHouse database."""
+
+    bootstrap: str
+    name: str
+    data_dir: Path
+    partitions: int = 4
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def events_topic(self) -> str:
+        return f"{self.name}.events"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.name}.dlq"
+
+    @property
+    def abandoned_topic(self) -> str:
+        return f"{self.name}.abandoned"
+
+    def env(self, *, data_dir: Path, metrics_port: int) -> dict[str, str]:
+        return {
+            **os.environ,
+            "FUNNEL_KAFKA_BOOTSTRAP": self.bootstrap,
+            "FUNNEL_KAFKA_FLAVOR": "tansu",
+            "FUNNEL_APP_ID": self.name,
+            "FUNNEL_EVENTS_TOPIC": self.events_topic,
+            "FUNNEL_DLQ_TOPIC": self.dlq_topic,
+            "FUNNEL_ABANDONED_TOPIC": self.abandoned_topic,
+            "FUNNEL_TOPIC_PARTITIONS": str(self.partitions),
+            "FUNNEL_DATA_DIR": str(data_dir),
+            "FUNNEL_METRICS_PORT": str(metrics_port),
+            "FUNNEL_METRICS_HOST": "127.0.0.1",
+            "FUNNEL_IDLE_AFTER_S": "2",
+            "FUNNEL_COMMIT_INTERVAL_S": "0.5",
+            "FUNNEL_LOG_LEVEL": "WARNING",
+            **self.extra_env,
+        }
+
+
+class WorkerProcess:
+    """A `funnel worker` subprocess; its chDB lives in `data_dir` (one open path per process)."""
+
+    def __init__(self, config: PipelineConfig, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.metrics_port = free_port()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = data_dir / "worker.log"
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "streams", "worker"],
+                env=config.env(data_dir=data_dir, metrics_port=self.metrics_port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Samples keyed by (name, sorted labels); empty while the worker is not up yet."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return {}
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    def total(self, name: str, **labels: str) -> float:
+        return sum(
+            value
+            for (sample, sample_labels), value in self.metrics().items()
+            if sample == name and all((k, v) in sample_labels for k, v in labels.items())
+        )
+
+    def wait_until(self, condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise AssertionError(
+                    f"worker exited ({self._process.returncode}):\n{self.log_tail()}"
+                )
+            if condition():
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 60) -> int:
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self._process.returncode
+
+    def kill(self) -> None:
+        """kill -9 the worker's whole process group: no shutdown, no final commit."""
+        if self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait(30)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+
+@contextmanager
+def clickhouse(data_dir: Path) -> Iterator[Client]:
+    """The worker's embedded ClickHouse, opened after the worker stopped, closed after use."""
+    client = clickhouse_connect.get_client(dsn=f"chdb:///{(data_dir / 'chdb').resolve()}")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def query(
+    data_dir: Path, sql: str, parameters: dict[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
+    with clickhouse(data_dir) as client:
+        return [tuple(row) for row in client.query(sql, parameters=parameters).result_rows]
+
+
+async def produce(bootstrap: str, topic: str, messages: Iterable[SimulatedMessage]) -> int:
+    async with EventProducer(bootstrap, topic) as producer:
+        return await producer.send_raw_many((m.key, m.value) for m in messages)
+
+
+def eventually(probe: Callable[[], T], accept: Callable[[T], bool], *, timeout: float) -> T:
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while not accept(value) and time.monotonic() < deadline:
+        time.sleep(0.25)
+        value = probe()
+    return value
