@@ -33,12 +33,14 @@ class Accepted:
 
 
 class Processor(Protocol):
-    """Downstream of validation. Returns one outcome label per accepted event, in order."""
+    """Downstream of validation. Returns one outcome label per accepted event, in order.
 
-    async def process(self, partition: int, accepted: Sequence[Accepted]) -> Sequence[str]: ...
+    Rejected messages are handed over first, through `record_dead_letter`."""
 
-    async def finish_batch(self) -> None:
-        """Make everything recorded for this batch durable; offsets are acked right after."""
+    async def process(
+        self, partition: int, accepted: Sequence[Accepted], last_offset: int
+    ) -> Sequence[str]:
+        """Make the batch's effects durable; its offsets (up to last_offset) are acked after."""
 
     def record_dead_letter(
         self, message: RawMessage, letter: DeadLetter, rejection: Rejection
@@ -68,7 +70,9 @@ class Ingestion:
     async def handle(self, batch: Sequence[RawMessage]) -> None:
         now_ms = self._clock()
         by_partition: dict[int, list[Accepted]] = {}
+        last_offsets: dict[int, int] = {}
         for message in batch:
+            last_offsets[message.partition] = message.offset
             result = decode_event(message.value, now_ms=now_ms, limits=self._limits)
             if isinstance(result, Rejection):
                 self._reject(message, result, now_ms)
@@ -76,11 +80,13 @@ class Ingestion:
                 by_partition.setdefault(message.partition, []).append(Accepted(result, message))
         # Counted per batch: a labelled inc() per event is measurable on the hot path.
         tally: Counter[tuple[str, str]] = Counter()
-        for partition, accepted in by_partition.items():
-            outcomes = await self._processor.process(partition, accepted)
+        # Every partition of the batch, even one with only rejections: its dead-letter rows
+        # are flushed there, and its position tells the processor whether it has caught up.
+        for partition, last_offset in last_offsets.items():
+            accepted = by_partition.get(partition, [])
+            outcomes = await self._processor.process(partition, accepted, last_offset)
             for item, outcome in zip(accepted, outcomes, strict=True):
                 tally[item.event.event_type.value, outcome] += 1
-        await self._processor.finish_batch()
         for (event_type, outcome), count in tally.items():
             self._metrics.events_consumed.labels(event_type, outcome).inc(count)
         self._metrics.batch_size.observe(len(batch))

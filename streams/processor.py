@@ -41,6 +41,7 @@ class FunnelProcessor:
         clock: Clock,
         publish_abandoned: AbandonedPublisher,
         owns: Callable[[int], bool],
+        end_offset: Callable[[int], int],
     ) -> None:
         self._table = table
         self._rules = rules
@@ -49,16 +50,21 @@ class FunnelProcessor:
         self._clock = clock
         self._publish_abandoned = publish_abandoned
         self._owns = owns
+        self._end_offset = end_offset
+        self._positions: dict[int, int] = {}
         self._partitions: dict[int, tuple[PartitionFunnel, StagedTableStore]] = {}
         # The agent and the idle timer both drive funnels; one at a time, whole batches.
         self._lock = asyncio.Lock()
 
-    async def process(self, partition: int, accepted: Sequence[Accepted]) -> Sequence[str]:
+    async def process(
+        self, partition: int, accepted: Sequence[Accepted], last_offset: int
+    ) -> Sequence[str]:
         async with self._lock:
             if not self._owns(partition):
                 # Taken before a rebalance moved the partition: its new owner replays these
                 # from the committed offset, so touching them here would only corrupt state.
                 return [REVOKED] * len(accepted)
+            self._positions[partition] = last_offset + 1
             funnel, store = self._partition(partition)
             result = funnel.process_batch([(a.event, a.message.timestamp_ms) for a in accepted])
             for item, outcome in zip(accepted, result.outcomes, strict=True):
@@ -73,22 +79,23 @@ class FunnelProcessor:
     ) -> None:
         self._sink.add("dead_letters", dead_letter_row(message, letter, rejection))
 
-    async def finish_batch(self) -> None:
-        # Rows of a batch's dead letters, when no partition of it had a valid event to flush.
-        async with self._lock:
-            await self._sink.flush()
-
     async def tick(self) -> None:
-        """Advance idle partitions' watermarks from the wall clock (finalises, abandons carts)."""
+        """Advance idle partitions' watermarks from the wall clock (finalises, abandons carts).
+
+        Only partitions with nothing left to read count as idle: a backlog after an outage must
+        be replayed in event time, not overtaken by the wall clock.
+        """
         async with self._lock:
             now_ms = self._clock()
             for partition, (funnel, store) in list(self._partitions.items()):
-                await self._complete(partition, funnel, store, funnel.tick(now_ms))
+                if self._end_offset(partition) <= self._positions.get(partition, 0):
+                    await self._complete(partition, funnel, store, funnel.tick(now_ms))
 
     async def revoke(self, partitions: Iterable[int]) -> None:
         async with self._lock:
             for partition in partitions:
                 entry = self._partitions.pop(partition, None)
+                self._positions.pop(partition, None)
                 if entry is not None:
                     entry[1].discard()
                     self._metrics.forget_partition(partition)

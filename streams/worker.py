@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,6 +60,13 @@ def abandoned_cart_message(fact: CartChanged) -> bytes:
     )
 
 
+def end_offset(app: faust.App, tp: TP) -> int:
+    """The fetcher's high watermark (Fetch responses carry it, on every broker); unknown is
+    treated as "more to read", so an idle tick never runs ahead of data not yet fetched."""
+    highwater: int | None = app.consumer.highwater(tp)
+    return sys.maxsize if highwater is None else highwater
+
+
 def build_worker_app(
     settings: Settings,
     *,
@@ -88,6 +96,7 @@ def build_worker_app(
             owns=lambda partition: (
                 TP(settings.events_topic, partition) in app.consumer.assignment()
             ),
+            end_offset=lambda partition: end_offset(app, TP(settings.events_topic, partition)),
         )
         app.timer(interval=1.0, name="funnel-idle-tick")(processor.tick)
 

@@ -24,6 +24,7 @@ from streams.funnel.session import Pending, SessionState
 
 FORMAT_VERSION = 1
 
+# Stored codes: fixed forever, whatever order the engine sorts event types in.
 _TYPE_CODE: dict[EventType, int] = {
     EventType.PAGE_VIEW: 0,
     EventType.ADD_TO_CART: 1,

@@ -138,7 +138,7 @@ class PartitionFunnel:
             # Expire now rather than at the end of the batch, so that a reused session id
             # starts a new session whatever the batch boundaries.
             facts += finalise(state, event.site_id, event.session_id, bound, self._rules)
-            batch.drop(key)
+            batch.expire(key)
             state = None
         if is_duplicate(state, event):
             return Outcome.DUPLICATE
@@ -160,7 +160,6 @@ class PartitionFunnel:
     ) -> BatchResult:
         for key, state in batch.changed():
             self._schedule(key, state)
-        expired_count = 0
         bound = self._bound()
         while bound is not None and self._heap and self._heap[0][0] < bound:
             wake, key = heapq.heappop(self._heap)
@@ -172,16 +171,15 @@ class PartitionFunnel:
             site_id, session_id = split_key(key)
             facts += finalise(state, site_id, session_id, bound, self._rules)
             if expired(state, bound, self._rules):
-                batch.drop(key)
+                batch.expire(key)
                 del self._wake[key]
-                expired_count += 1
             else:
                 batch.put(key, state)
                 self._schedule(key, state)
         written = batch.flush()
         if watermark_before != self._watermark:
             self._store.put(WATERMARK_KEY, orjson.dumps([_WATERMARK_FORMAT, self._watermark]))
-        return BatchResult(outcomes, tuple(facts), self._watermark, written, expired_count)
+        return BatchResult(outcomes, tuple(facts), self._watermark, written, batch.expired)
 
     def _schedule(self, key: str, state: SessionState | None) -> None:
         if state is None:
@@ -216,6 +214,7 @@ class _Batch:
         self._cache: dict[str, SessionState | None] = {}
         self._stored: set[str] = set()
         self._dirty: dict[str, None] = {}  # insertion-ordered set: deterministic write order
+        self.expired = 0
 
     def get(self, key: str) -> SessionState | None:
         if key not in self._cache:
@@ -229,9 +228,10 @@ class _Batch:
         self._cache[key] = state
         self._dirty[key] = None
 
-    def drop(self, key: str) -> None:
+    def expire(self, key: str) -> None:
         self._cache[key] = None
         self._dirty[key] = None
+        self.expired += 1
 
     def changed(self) -> list[tuple[str, SessionState | None]]:
         return [(key, self._cache[key]) for key in self._dirty]

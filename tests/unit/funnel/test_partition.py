@@ -1,6 +1,6 @@
 """Watermark, lateness, finalisation timing, idle ticks, store writes, restarts and expiry."""
 
-from streams.funnel.facts import CartChanged, CartStatus, Stage, StageReached
+from streams.funnel.facts import CartChanged, CartStatus, Fact, Stage, StageReached
 from streams.funnel.partition import (
     WATERMARK_KEY,
     Outcome,
@@ -75,7 +75,9 @@ def test_facts_wait_until_the_bound_passes_them() -> None:
     # bound = T0 + L - L = T0: not yet past the event
     assert funnel.process_batch([(ev(PV, T0 + L, session_id="y"), T0 + L)]).facts == ()
     result = funnel.process_batch([(ev(PV, T0 + L + 1, session_id="z"), T0 + L + 1)])
-    assert [(f.session_id, f.reached_at_ms) for f in result.facts] == [("x", T0)]
+    assert [(f.session_id, stage_times([f])) for f in result.facts] == [
+        ("x", {Stage.PAGE_VIEW: T0})
+    ]
 
 
 def test_out_of_order_within_lateness_gives_the_in_order_result() -> None:
@@ -182,7 +184,9 @@ def test_expiry_does_not_depend_on_batch_boundaries() -> None:
     runs = []
     for cuts in ([3], [1, 3], [2, 3], [1, 2, 3]):
         funnel = PartitionFunnel(DictStore(), RULES)
-        facts, start, outcomes = [], 0, []
+        facts: list[Fact] = []
+        outcomes: list[Outcome] = []
+        start = 0
         for cut in cuts:
             result = funnel.process_batch([(e, e.occurred_at_ms) for e in events[start:cut]])
             facts += result.facts

@@ -9,7 +9,7 @@ and the store must be empty but for the watermark.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
@@ -149,8 +149,10 @@ def play(
             funnel = PartitionFunnel(store, RULES)  # restart: only the store survives
     if stale is not None:
         assert funnel.watermark_ms is not None
-        too_old = funnel.watermark_ms - RULES.lateness_ms - 1
-        result = funnel.process_batch([(e, too_old) for e in stale])
+        just_too_old = funnel.watermark_ms - RULES.lateness_ms - 1
+        result = funnel.process_batch(
+            [(replace(e, occurred_at_ms=just_too_old), just_too_old) for e in stale]
+        )
         assert set(result.outcomes) <= {Outcome.LATE}
         facts += result.facts
     facts += flush(funnel, T0 + 10 * DAY_MS, RULES)
