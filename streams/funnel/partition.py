@@ -12,25 +12,25 @@ Rules (the product definition, on top of those in ``session``):
   and its watermark moves to max(watermark, now - lateness). "No events" is judged between ticks,
   not from Kafka timestamps, so a consumer catching up on a backlog never counts as idle.
 
-Storage: session states live in a ``SessionStore`` (the Faust layer backs it with a changelogged
-table). Each touched session is decoded at most once per batch and written (or deleted) at most
-once, at the end of the batch; then the watermark, under ``WATERMARK_KEY``, once, after the
-sessions, so a crash in between leaves a watermark that is older, never newer, than the sessions.
-A store holds ONE partition: the watermark key is the same in every partition.
+Storage (see ``store``): session states live in a ``SessionStore``. Each touched session is
+decoded at most once per batch and written (or deleted) at most once, at the end of the batch;
+then the watermark, under ``WATERMARK_KEY``, once, after the sessions, so a crash in between
+leaves a watermark that is older, never newer, than the sessions. A store holds ONE partition.
+The funnel is the single writer of its store; if a call raises, discard the funnel and build a
+new one from the store (it rebuilds its index from ``store.items()``).
 """
 
 from __future__ import annotations
 
 import enum
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import orjson
 
 from schemas.event import Event
-from streams.funnel.codec import decode_state, encode_state
+from streams.funnel.codec import decode_state
 from streams.funnel.facts import Fact
 from streams.funnel.rules import FunnelRules
 from streams.funnel.session import (
@@ -42,9 +42,15 @@ from streams.funnel.session import (
     is_duplicate,
     wake_after,
 )
+from streams.funnel.store import (
+    WATERMARK_KEY,
+    BatchView,
+    SessionStore,
+    WarmStates,
+    session_key,
+    split_key,
+)
 
-# Session keys start with a digit (see session_key), so this can never clash with one.
-WATERMARK_KEY = "\x00watermark"
 _WATERMARK_FORMAT = 1
 
 
@@ -52,16 +58,6 @@ class Outcome(enum.Enum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     LATE = "late"
-
-
-class SessionStore(Protocol):
-    def get(self, key: str) -> bytes | None: ...
-
-    def put(self, key: str, value: bytes) -> None: ...
-
-    def delete(self, key: str) -> None: ...
-
-    def items(self) -> Iterable[tuple[str, bytes]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,23 +69,15 @@ class BatchResult:
     sessions_expired: int
 
 
-def session_key(site_id: str, session_id: str) -> str:
-    """Length-prefixed so any site or session id round-trips through ``split_key``."""
-    return f"{len(site_id)}:{site_id}{session_id}"
-
-
-def split_key(key: str) -> tuple[str, str]:
-    length, _, rest = key.partition(":")
-    n = int(length)
-    return rest[:n], rest[n:]
-
-
 class PartitionFunnel:
     """Feed it one partition's events in offset order; it returns outcomes and final facts."""
 
-    def __init__(self, store: SessionStore, rules: FunnelRules | None = None) -> None:
+    def __init__(
+        self, store: SessionStore, rules: FunnelRules | None = None, *, warm_sessions: int = 4096
+    ) -> None:
         self._store = store
         self._rules = rules if rules is not None else FunnelRules()
+        self._warm = WarmStates(warm_sessions)
         self._watermark: int | None = None
         self._idle_since: int | None = None
         # Wake-up index: a session needs attention once the bound is past its wake time. The
@@ -111,7 +99,7 @@ class PartitionFunnel:
         if events:
             self._idle_since = None
         watermark_before = self._watermark
-        batch = _Batch(self._store)
+        batch = BatchView(self._store, self._warm)
         facts: list[Fact] = []
         outcomes = tuple(self._offer(batch, event, ts, facts) for event, ts in events)
         return self._finish(batch, outcomes, facts, watermark_before)
@@ -125,12 +113,12 @@ class PartitionFunnel:
             target = now_ms - self._rules.lateness_ms
             if self._watermark is None or target > self._watermark:
                 self._watermark = target
-        return self._finish(_Batch(self._store), (), [], watermark_before)
+        return self._finish(BatchView(self._store, self._warm), (), [], watermark_before)
 
     def _bound(self) -> int | None:
         return None if self._watermark is None else self._watermark - self._rules.lateness_ms
 
-    def _offer(self, batch: _Batch, event: Event, kafka_ts: int, facts: list[Fact]) -> Outcome:
+    def _offer(self, batch: BatchView, event: Event, kafka_ts: int, facts: list[Fact]) -> Outcome:
         key = session_key(event.site_id, event.session_id)
         state = batch.get(key)
         bound = self._bound()
@@ -153,7 +141,7 @@ class PartitionFunnel:
 
     def _finish(
         self,
-        batch: _Batch,
+        batch: BatchView,
         outcomes: tuple[Outcome, ...],
         facts: list[Fact],
         watermark_before: int | None,
@@ -204,46 +192,3 @@ class PartitionFunnel:
                 self._watermark = watermark
             else:
                 self._schedule(key, decode_state(raw))
-
-
-class _Batch:
-    """Sessions read and changed during one batch: decoded once, written back once."""
-
-    def __init__(self, store: SessionStore) -> None:
-        self._store = store
-        self._cache: dict[str, SessionState | None] = {}
-        self._stored: set[str] = set()
-        self._dirty: dict[str, None] = {}  # insertion-ordered set: deterministic write order
-        self.expired = 0
-
-    def get(self, key: str) -> SessionState | None:
-        if key not in self._cache:
-            raw = self._store.get(key)
-            if raw is not None:
-                self._stored.add(key)
-            self._cache[key] = None if raw is None else decode_state(raw)
-        return self._cache[key]
-
-    def put(self, key: str, state: SessionState) -> None:
-        self._cache[key] = state
-        self._dirty[key] = None
-
-    def expire(self, key: str) -> None:
-        self._cache[key] = None
-        self._dirty[key] = None
-        self.expired += 1
-
-    def changed(self) -> list[tuple[str, SessionState | None]]:
-        return [(key, self._cache[key]) for key in self._dirty]
-
-    def flush(self) -> int:
-        writes = 0
-        for key in self._dirty:
-            state = self._cache[key]
-            if state is not None:
-                self._store.put(key, encode_state(state))
-                writes += 1
-            elif key in self._stored:
-                self._store.delete(key)
-                writes += 1
-        return writes

@@ -1,13 +1,8 @@
 """Watermark, lateness, finalisation timing, idle ticks, store writes, restarts and expiry."""
 
 from streams.funnel.facts import CartChanged, CartStatus, Fact, Stage, StageReached
-from streams.funnel.partition import (
-    WATERMARK_KEY,
-    Outcome,
-    PartitionFunnel,
-    session_key,
-    split_key,
-)
+from streams.funnel.partition import Outcome, PartitionFunnel
+from streams.funnel.store import WATERMARK_KEY, session_key, split_key
 from tests.unit.funnel.builders import (
     ADD,
     DAY_MS,

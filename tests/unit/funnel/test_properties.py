@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from schemas.event import Device, Event, EventType, Item
 from streams.funnel.facts import CartChanged, Fact, OrderPlaced, StageReached
-from streams.funnel.partition import WATERMARK_KEY, Outcome, PartitionFunnel
+from streams.funnel.partition import Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
+from streams.funnel.store import WATERMARK_KEY
 from tests.unit.funnel.builders import DAY_MS, T0, DictStore, flush
 from tests.unit.funnel.reference import reference
 
