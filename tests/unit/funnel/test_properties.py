@@ -97,6 +97,7 @@ class Delivery:
     sends: list[tuple[Event, int]]  # (event, kafka timestamp), in offset order
     cuts: list[int]  # batch ends, increasing, the last == len(sends)
     reload_after: int | None  # index into cuts
+    warm_sessions: int  # 0: every batch decodes from the store
 
 
 @st.composite
@@ -122,7 +123,7 @@ def deliveries(draw: st.DrawFn) -> Delivery:
         sends.insert(draw(st.integers(src + 1, len(sends))), sends[src])
     cuts = sorted(set(draw(st.lists(st.integers(1, len(sends)), max_size=6))) | {len(sends)})
     reload_after = draw(st.none() | st.integers(0, len(cuts) - 1))
-    return Delivery(originals, sends, cuts, reload_after)
+    return Delivery(originals, sends, cuts, reload_after, draw(st.sampled_from([0, 1, 4096])))
 
 
 def identity(fact: Fact) -> tuple[object, ...]:
@@ -137,7 +138,7 @@ def play(
     d: Delivery, stale: list[Event] | None = None
 ) -> tuple[list[Outcome], list[Fact], DictStore]:
     store = DictStore()
-    funnel = PartitionFunnel(store, RULES)
+    funnel = PartitionFunnel(store, RULES, warm_sessions=d.warm_sessions)
     outcomes: list[Outcome] = []
     facts: list[Fact] = []
     start = 0
@@ -147,7 +148,9 @@ def play(
         facts += result.facts
         start = cut
         if n == d.reload_after:
-            funnel = PartitionFunnel(store, RULES)  # restart: only the store survives
+            funnel = PartitionFunnel(
+                store, RULES, warm_sessions=d.warm_sessions
+            )  # restart: only the store survives
     if stale is not None:
         assert funnel.watermark_ms is not None
         just_too_old = funnel.watermark_ms - RULES.lateness_ms - 1
@@ -188,8 +191,8 @@ def test_engine_matches_reference_whatever_the_delivery(d: Delivery, data: st.Da
 @settings(max_examples=100, deadline=None)
 @given(d=deliveries())
 def test_batch_boundaries_change_nothing(d: Delivery) -> None:
-    one_batch = Delivery(d.originals, d.sends, [len(d.sends)], None)
-    per_event = Delivery(d.originals, d.sends, list(range(1, len(d.sends) + 1)), None)
+    one_batch = Delivery(d.originals, d.sends, [len(d.sends)], None, 0)
+    per_event = Delivery(d.originals, d.sends, list(range(1, len(d.sends) + 1)), None, 4096)
     runs = [play(x)[:2] for x in (one_batch, per_event, d)]
     outcomes = [r[0] for r in runs]
     facts = [Counter(map(repr, r[1])) for r in runs]
