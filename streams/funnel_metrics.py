@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from streams.funnel.facts import CartChanged, OrderPlaced, StageReached
+from streams.funnel.conversion import TIME_TO_CONVERT_BUCKETS_S, RollingConversion
+from streams.funnel.facts import CartChanged, OrderPlaced, Stage, StageReached
 from streams.funnel.partition import BatchResult
 
 OTHER = "other"
@@ -31,6 +32,7 @@ class SiteLabels:
 @dataclass(frozen=True, slots=True)
 class FunnelMetrics:
     site: SiteLabels
+    rolling: RollingConversion
     stage_entries: Counter
     orders: Counter
     revenue: Counter
@@ -39,11 +41,14 @@ class FunnelMetrics:
     event_time_lag: Gauge
     open_sessions: Gauge
     state_writes: Counter
+    rolling_stage_sessions: Gauge
+    time_to_convert: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry, *, site_label_limit: int) -> FunnelMetrics:
         return cls(
             site=SiteLabels(site_label_limit),
+            rolling=RollingConversion(),
             stage_entries=Counter(
                 "funnel_stage_entries_total", "Sessions reaching a funnel stage.",
                 ["site", "stage"], registry=registry,
@@ -75,6 +80,15 @@ class FunnelMetrics:
                 "funnel_state_writes_total", "Session state writes to the changelogged table.",
                 registry=registry,
             ),
+            rolling_stage_sessions=Gauge(
+                "funnel_rolling_stage_sessions",
+                "Sessions reaching a stage within the last window of event time (this worker).",
+                ["site", "stage", "window"], registry=registry,
+            ),
+            time_to_convert=Histogram(
+                "funnel_time_to_convert_seconds", "First page view to purchase, per session.",
+                ["site"], buckets=TIME_TO_CONVERT_BUCKETS_S, registry=registry,
+            ),
         )  # fmt: skip
 
     def observe_batch(
@@ -85,6 +99,9 @@ class FunnelMetrics:
             match fact:
                 case StageReached():
                     self.stage_entries.labels(site, fact.stage.name.lower()).inc()
+                    self.rolling.add(fact)
+                    if fact.time_to_convert_ms is not None:
+                        self.time_to_convert.labels(site).observe(fact.time_to_convert_ms / 1000)
                 case OrderPlaced():
                     self.orders.labels(site).inc()
                     self.revenue.labels(site, fact.currency or "").inc(float(fact.value))
@@ -96,6 +113,20 @@ class FunnelMetrics:
             self.event_time_lag.labels(label).set((now_ms - result.watermark_ms) / 1000)
         self.open_sessions.labels(label).set(open_sessions)
         self.state_writes.inc(result.sessions_written)
+        if result.watermark_ms is not None and result.facts:
+            self._publish_rolling(result.watermark_ms)
+
+    def _publish_rolling(self, event_now_ms: int) -> None:
+        """Gauges of the rolling windows, as of the event-time watermark just reached."""
+        totals: dict[tuple[str, str, str], int] = {}
+        for site in self.rolling.snapshot(event_now_ms):
+            window = _window_label(site.span_ms)
+            for stage, entries in zip(Stage, site.stage_entries, strict=True):
+                key = (self.site(site.site_id), stage.name.lower(), window)
+                totals[key] = totals.get(key, 0) + entries
+        self.rolling_stage_sessions.clear()
+        for (site_label, stage_label, window), entries in totals.items():
+            self.rolling_stage_sessions.labels(site_label, stage_label, window).set(entries)
 
     def forget_partition(self, partition: int) -> None:
         for gauge in (self.watermark, self.event_time_lag, self.open_sessions):
@@ -103,3 +134,8 @@ class FunnelMetrics:
                 gauge.remove(str(partition))
             except KeyError:
                 continue
+
+
+def _window_label(span_ms: int) -> str:
+    minutes = span_ms // 60_000
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"

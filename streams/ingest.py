@@ -90,6 +90,9 @@ class Ingestion:
         for (event_type, outcome), count in tally.items():
             self._metrics.events_consumed.labels(event_type, outcome).inc(count)
         self._metrics.batch_size.observe(len(batch))
+        if batch:
+            oldest_ms = min(message.timestamp_ms for message in batch)
+            self._metrics.processing_delay.observe(max(0, self._clock() - oldest_ms) / 1000)
 
     def _reject(self, message: RawMessage, rejection: Rejection, now_ms: int) -> None:
         source = SourcePosition(message.topic, message.partition, message.offset)

@@ -19,6 +19,7 @@ class Metrics:
     dead_lettered: Counter
     batch_size: Histogram
     batch_seconds: Histogram
+    processing_delay: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -50,6 +51,12 @@ class Metrics:
                 "funnel_batch_processing_seconds",
                 "Wall time to process one batch, sink flush included.",
                 buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                registry=registry,
+            ),
+            processing_delay=Histogram(
+                "funnel_processing_delay_seconds",
+                "Kafka timestamp of a batch's oldest message to the batch being processed.",
+                buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
                 registry=registry,
             ),
         )
