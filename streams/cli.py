@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -11,9 +12,13 @@ from pathlib import Path
 
 import orjson
 
+from sinks.report import BREAKDOWN_DIMENSIONS, ReportQuery
+from streams.demo import DemoOptions, run_demo
 from streams.incidents import parse_incident
 from streams.kafka_config import aiokafka_security
 from streams.producer import EventProducer, send_lines
+from streams.report import DEFAULT_MIN_SESSIONS, ReportRequest, parse_instant
+from streams.report_client import ReportError, report_output
 from streams.runtime import broker_overrides, ensure_topics, run_migrations, run_worker
 from streams.settings import Settings
 from streams.simulate import SimulationConfig
@@ -94,6 +99,42 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    options = DemoOptions(
+        duration_s=args.duration,
+        rate=args.rate,
+        keep=args.keep,
+        incident=args.incident or f"checkout:mobile:-70%@{args.duration / 3:.0f}s",
+        sites=tuple(args.site or ["shop-1", "shop-2"]),
+        seed=args.seed if args.seed is not None else random.SystemRandom().randrange(2**31),
+    )
+    print(f"demo seed {options.seed}; Ctrl-C ends it early", file=sys.stderr)
+    run_demo(settings, options, sys.stdout)
+    return 0
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        query = ReportQuery(args.site, args.start, args.end, args.by)
+        request = ReportRequest(query, args.min_sessions, args.json)
+    except ValueError as exc:
+        print(f"funnel report: {exc}", file=sys.stderr)
+        return 2  # a usage error, as argparse reports them
+    try:
+        sys.stdout.buffer.write(report_output(settings, request))
+    except ReportError as exc:
+        print(f"funnel report: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _instant(text: str) -> datetime:
+    try:
+        return parse_instant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def add_simulation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (reproducible runs)")
     parser.add_argument("--site", action="append", help="site id; repeat for several")
@@ -132,6 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("file", nargs="?", default="-", help="file to read; - for stdin")
     simulate = command("simulate", _simulate, "Send simulated storefront traffic.")
     add_simulation_options(simulate)
+    demo = command("demo", _demo, "Run broker, worker and simulator locally; live view, report.")
+    demo.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
+    demo.add_argument("--rate", type=float, default=500.0, help="messages per second")
+    demo.add_argument("--keep", action="store_true", help="keep the data in FUNNEL_DATA_DIR")
+    demo.add_argument("--incident", help="default: mobile checkouts drop 70%% a third in")
+    demo.add_argument("--site", action="append", help="site id; repeat for several")
+    demo.add_argument("--seed", type=int, help="random seed (default: random, printed)")
+    report = command("report", _report, "Funnel numbers of one site over [--from, --to).")
+    report.add_argument("--site", required=True, help="site id")
+    report.add_argument("--from", dest="start", required=True, type=_instant, metavar="ISO")
+    report.add_argument("--to", dest="end", required=True, type=_instant, metavar="ISO")
+    report.add_argument("--by", choices=BREAKDOWN_DIMENSIONS, help="break down by a dimension")
+    report.add_argument("--json", action="store_true", help="JSON instead of a table")
+    report.add_argument(
+        "--min-sessions", type=int, default=DEFAULT_MIN_SESSIONS,
+        help="sessions a step needs before it can be the worst step",
+    )  # fmt: skip
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -15,9 +16,18 @@ from sinks.batch import BatchSink, SinkMetrics
 from sinks.clickhouse import ClickHouseConfig, connect, migrate
 from streams.embedded_broker import TANSU_CLIENT_TIMEOUTS, install_tansu_compat
 from streams.kafka_config import aiokafka_security
+from streams.report_server import report_services
 from streams.settings import Settings
 from streams.topics import create_topics
 from streams.worker import build_worker_app
+
+
+def free_port() -> int:
+    """A loopback port free right now (for local, single-machine runs)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def wall_clock_ms() -> int:
@@ -75,5 +85,5 @@ def run_worker(settings: Settings) -> None:
     app = build_worker_app(
         settings, registry=registry, sink=sink, clock=wall_clock_ms, faust_overrides=overrides
     )
-    worker = faust.Worker(app, loglevel=settings.log_level)
+    worker = faust.Worker(app, *report_services(settings, sink), loglevel=settings.log_level)
     worker.execute_from_commandline()

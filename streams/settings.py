@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # Operations
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics (0 = off)")
     metrics_host: str = Field("0.0.0.0", description="Address /metrics listens on")  # noqa: S104
+    query_port: int = Field(
+        9109, ge=0, le=65535, description="Worker's report endpoint on 127.0.0.1 (0 = off)"
+    )
     log_level: str = Field("INFO", description="Worker log level")
     commit_interval_s: float = Field(2.0, gt=0, description="Offset commit period")
 

@@ -119,10 +119,8 @@ def checkout(cart: Cart | None, now_ms: int) -> None:
     cart.last_stage = Stage.CHECKOUT
 
 
-def purchase(cart: Cart | None, now_ms: int) -> bool:
+def purchase(cart: Cart, now_ms: int) -> bool:
     """Convert the open cart, or recover the abandoned one; True if the status changed."""
-    if cart is None:
-        return False
     if cart.status is CartStatus.OPEN:
         cart.status = CartStatus.CONVERTED
         cart.closed_at_ms = now_ms

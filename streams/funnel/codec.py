@@ -12,6 +12,7 @@ Pending events keep only what finalisation reads (referrer, page and cart_id are
 from __future__ import annotations
 
 import base64
+import struct
 from decimal import Decimal
 from typing import Any
 
@@ -74,12 +75,12 @@ def decode_state(data: bytes) -> SessionState:
 
 
 def _pack(ids: set[int]) -> str:
-    return base64.b64encode(b"".join(i.to_bytes(8, "big") for i in sorted(ids))).decode()
+    return base64.b64encode(struct.pack(f">{len(ids)}Q", *sorted(ids))).decode()
 
 
 def _unpack(text: str) -> set[int]:
     raw = base64.b64decode(text)
-    return {int.from_bytes(raw[i : i + 8], "big") for i in range(0, len(raw), 8)}
+    return set(struct.unpack(f">{len(raw) // 8}Q", raw))
 
 
 def _dims(d: Dims | None) -> list[str | None] | None:
@@ -138,14 +139,15 @@ def _pending(p: Pending, *, keep_dims: bool) -> list[Any]:
         _TYPE_CODE[p.event_type],
         p.user_id,
         _dims(p.dims) if keep_dims else None,
-        _items(p.items) or None,
+        _items(p.items) if p.items else None,
         None if p.value is None else str(p.value),
         p.currency,
         p.order_id,
     ]
-    while row[-1] is None:
-        row.pop()
-    return row
+    end = len(row)
+    while row[end - 1] is None:
+        end -= 1
+    return row[:end]
 
 
 def _to_pending(row: list[Any]) -> Pending:

@@ -4,32 +4,23 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from prometheus_client.parser import text_string_to_metric_families
 
+from streams.live_view import Samples, scrape
+from streams.live_view import total as sample_total
 from streams.producer import EventProducer
+from streams.runtime import free_port
 from streams.simulate import SimulatedMessage
-
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -91,26 +82,12 @@ class WorkerProcess:
                 start_new_session=True,
             )
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    def metrics(self) -> Samples:
         """Samples keyed by (name, sorted labels); empty while the worker is not up yet."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                text = response.read().decode()
-        except OSError:
-            return {}
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
+        return scrape(self.metrics_port)
 
     def total(self, name: str, **labels: str) -> float:
-        return sum(
-            value
-            for (sample, sample_labels), value in self.metrics().items()
-            if sample == name and all((k, v) in sample_labels for k, v in labels.items())
-        )
+        return sample_total(self.metrics(), name, **labels)
 
     def wait_until(self, condition: Callable[[], bool], *, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -163,12 +140,3 @@ def query(
 async def produce(bootstrap: str, topic: str, messages: Iterable[SimulatedMessage]) -> int:
     async with EventProducer(bootstrap, topic) as producer:
         return await producer.send_raw_many((m.key, m.value) for m in messages)
-
-
-def eventually(probe: Callable[[], T], accept: Callable[[T], bool], *, timeout: float) -> T:
-    deadline = time.monotonic() + timeout
-    value = probe()
-    while not accept(value) and time.monotonic() < deadline:
-        time.sleep(0.25)
-        value = probe()
-    return value

@@ -2,7 +2,7 @@
 
 from streams.funnel.facts import CartChanged, CartStatus, Fact, Stage, StageReached
 from streams.funnel.partition import Outcome, PartitionFunnel
-from streams.funnel.store import WATERMARK_KEY, session_key, split_key
+from streams.funnel.store import WATERMARK_KEY, session_key
 from tests.unit.funnel.builders import (
     ADD,
     DAY_MS,
@@ -17,12 +17,6 @@ from tests.unit.funnel.builders import (
 
 L = RULES.lateness_ms
 SKEW = RULES.max_skew_ms
-
-
-def test_session_keys_round_trip_whatever_the_ids() -> None:
-    for site, session in [("s1", "x"), ("a:b", "1:c"), ("", ""), ("12", ":")]:
-        assert split_key(session_key(site, session)) == (site, session)
-    assert not session_key("s", "x").startswith(WATERMARK_KEY[0])
 
 
 def test_watermark_is_capped_by_kafka_timestamp_plus_skew() -> None:

@@ -1,0 +1,189 @@
+"""The funnel report as SQL: the same statements on chDB and on a ClickHouse server.
+
+Every table may hold a replayed row next to the original until a background merge collapses
+them, so each query deduplicates by the table's key itself and is exact before and after merges:
+
+- stages: ``uniqExact(session_id)`` per stage (a session reaches a stage once);
+- orders: one per (site_id, order_id), its earliest row (``argMin`` by ``occurred_at``);
+- carts: one per (site_id, session_id, cart_seq), its latest version (``argMax`` by ``version``);
+- late events: distinct (session_id, event_id);
+- dead letters: one per source position, at its latest ``rejected_at`` (the row a merge keeps,
+  since a replay rejects again later).
+
+Time ranges are half-open, [start, end). Values are bound parameters; the only text spliced in
+is the database (a validated identifier) and a breakdown column (from a closed list).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+# Dimensions a report can be broken down by (utm_medium is implied by utm_source).
+BREAKDOWN_DIMENSIONS = ("utm_source", "utm_campaign", "device", "country", "variant")
+STAGE_COUNT = 4  # page_view, add_to_cart, checkout, purchase
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_IN_RANGE = (
+    "{column} >= fromUnixTimestamp64Milli({{start_ms:Int64}}, 'UTC') "
+    "AND {column} < fromUnixTimestamp64Milli({{end_ms:Int64}}, 'UTC')"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportQuery:
+    site_id: str
+    start: datetime  # inclusive
+    end: datetime  # exclusive
+    by: str | None = None  # one of BREAKDOWN_DIMENSIONS
+
+    def __post_init__(self) -> None:
+        if self.start.utcoffset() is None or self.end.utcoffset() is None:
+            raise ValueError("from and to must carry a UTC offset")
+        if self.start >= self.end:
+            raise ValueError("from must be before to")
+        if self.by is not None and self.by not in BREAKDOWN_DIMENSIONS:
+            raise ValueError(f"cannot break down by {self.by!r}; one of {BREAKDOWN_DIMENSIONS}")
+
+
+@dataclass(frozen=True, slots=True)
+class Sales:
+    currency: str
+    orders: int
+    revenue: Decimal  # exact sum of order values
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelCounts:
+    sessions: tuple[int, ...]  # per stage, PAGE_VIEW first
+    sales: tuple[Sales, ...]  # per currency, sorted by currency
+    carts_opened: int
+    carts_abandoned: int  # final status abandoned or recovered
+    carts_recovered: int
+
+    @property
+    def orders(self) -> int:
+        return sum(s.orders for s in self.sales)
+
+
+EMPTY = FunnelCounts((0,) * STAGE_COUNT, (), 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    key: str  # the breakdown dimension's value; '' when unknown
+    counts: FunnelCounts
+
+
+@dataclass(frozen=True, slots=True)
+class ReportCounts:
+    total: FunnelCounts
+    late_events: int
+    invalid_events: int
+    breakdown: tuple[Segment, ...] = ()  # empty without `by`; most page views first
+
+
+def ceil_ms(moment: datetime) -> int:
+    """Epoch milliseconds rounded up: rows hold whole ms, so t >= x exactly when t >= ceil(x)."""
+    return -((_EPOCH - moment) // _MS)
+
+
+def query_report(client: Client, database: str, query: ReportQuery) -> ReportCounts:
+    """All report numbers for one site and range; run it on the sink's thread in a worker."""
+    params = {
+        "site": query.site_id,
+        "start_ms": ceil_ms(query.start),
+        "end_ms": ceil_ms(query.end),
+    }
+    total = _funnel_counts(client, database, "''", params).get("", EMPTY)
+    breakdown: tuple[Segment, ...] = ()
+    if query.by is not None:
+        groups = _funnel_counts(client, database, query.by, params)
+        ordered = sorted(groups.items(), key=lambda item: (-item[1].sessions[0], item[0]))
+        breakdown = tuple(Segment(key, counts) for key, counts in ordered)
+    late = _scalar(
+        client,
+        f"SELECT uniqExact(session_id, event_id) FROM {database}.events_raw "
+        f"WHERE site_id = {{site:String}} AND late AND {_IN_RANGE.format(column='occurred_at')}",
+        params,
+    )
+    # A rejected message may not even be JSON, so it has no site: this counts every site's.
+    invalid = _scalar(
+        client,
+        f"SELECT count() FROM (SELECT max(rejected_at) AS at FROM {database}.dead_letters "
+        "GROUP BY source_topic, source_partition, source_offset) "
+        f"WHERE {_IN_RANGE.format(column='at')}",
+        params,
+    )
+    return ReportCounts(total, late, invalid, breakdown)
+
+
+def _funnel_counts(
+    client: Client, db: str, key: str, params: Mapping[str, Any]
+) -> dict[str, FunnelCounts]:
+    """Counts per value of the `key` column (a constant for the whole site)."""
+    sessions: dict[str, list[int]] = {}
+    for value, stage, count in _rows(
+        client,
+        f"SELECT {key} AS key, stage, uniqExact(session_id) FROM {db}.stage_entries "
+        f"WHERE site_id = {{site:String}} AND {_IN_RANGE.format(column='reached_at')} "
+        "GROUP BY key, stage",
+        params,
+    ):
+        sessions.setdefault(value, [0] * STAGE_COUNT)[stage - 1] = count
+
+    sales: dict[str, list[Sales]] = {}
+    for value, currency, orders, revenue in _rows(
+        client,
+        # Rows at or after `end` can't be an order's earliest if it counts, so they are skipped
+        # early; rows before `start` can, so the lower bound applies to the earliest only.
+        f"SELECT key, first_currency, count(), toString(sum(first_value)) FROM ("
+        f"  SELECT min(occurred_at) AS first_at, argMin(value, occurred_at) AS first_value,"
+        f"    argMin(currency, occurred_at) AS first_currency, argMin({key}, occurred_at) AS key"
+        f"  FROM {db}.orders WHERE site_id = {{site:String}}"
+        f"    AND occurred_at < fromUnixTimestamp64Milli({{end_ms:Int64}}, 'UTC')"
+        f"  GROUP BY order_id"
+        f") WHERE {_IN_RANGE.format(column='first_at')}"
+        " GROUP BY key, first_currency ORDER BY first_currency",
+        params,
+    ):
+        sales.setdefault(value, []).append(Sales(currency, orders, Decimal(revenue)))
+
+    carts: dict[str, tuple[int, int, int]] = {}
+    for value, opened, abandoned, recovered in _rows(
+        client,
+        # opened_at is the same in every version of a cart, so it can filter rows up front.
+        f"SELECT key, count(), countIf(final IN ('abandoned', 'recovered')),"
+        f"  countIf(final = 'recovered') FROM ("
+        f"  SELECT argMax(status, version) AS final, argMax({key}, version) AS key"
+        f"  FROM {db}.carts WHERE site_id = {{site:String}}"
+        f"    AND {_IN_RANGE.format(column='opened_at')}"
+        f"  GROUP BY session_id, cart_seq"
+        f") GROUP BY key",
+        params,
+    ):
+        carts[value] = (opened, abandoned, recovered)
+
+    return {
+        value: FunnelCounts(
+            tuple(sessions.get(value, EMPTY.sessions)),
+            tuple(sales.get(value, ())),
+            *carts.get(value, (0, 0, 0)),
+        )
+        for value in sessions.keys() | sales.keys() | carts.keys()
+    }
+
+
+def _rows(client: Client, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in client.query(sql, parameters=dict(params)).result_rows]
+
+
+def _scalar(client: Client, sql: str, params: Mapping[str, Any]) -> int:
+    value: int = client.query(sql, parameters=dict(params)).result_rows[0][0]
+    return value

@@ -1,0 +1,159 @@
+"""`funnel demo`: the whole pipeline on one machine, no Docker, no network.
+
+Starts the embedded broker, a real `funnel worker` process with embedded chDB, and the simulator
+at a steady rate with an incident part-way; shows a live view from the worker's /metrics and
+ends with the report. Lateness and the cart timeout are shortened so a one-minute run finalises
+sessions and abandons carts while you watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from streams.embedded_broker import EmbeddedBroker, install_tansu_compat
+from streams.incidents import parse_incident
+from streams.live_view import Progress, Samples, render, scrape, total
+from streams.producer import EventProducer
+from streams.runtime import free_port
+from streams.settings import Settings
+from streams.simulate import SimulationConfig
+from streams.simulate_run import SimulationStats, run_simulation
+from streams.topics import create_topics
+
+# Mean messages per simulated session with the default traffic mix; it turns a message rate
+# into a session rate so that event time runs at wall-clock speed.
+MESSAGES_PER_SESSION = 3.4
+DEMO_RULES = {"FUNNEL_LATENESS_S": "5", "FUNNEL_ABANDONMENT_TIMEOUT_S": "20"}
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    duration_s: float
+    rate: float
+    keep: bool
+    incident: str
+    sites: tuple[str, ...]
+    seed: int
+
+
+def run_demo(settings: Settings, options: DemoOptions, out: TextIO) -> Path:
+    """Run the demo; returns the data directory the worker wrote (kept only with --keep)."""
+    parse_incident(options.incident)  # fail before starting anything
+    data_dir = settings.data_dir if options.keep else Path(tempfile.mkdtemp(prefix="funnel-demo-"))
+    # A fresh broker starts empty, so last run's tables would only confuse the report.
+    shutil.rmtree(data_dir / "chdb", ignore_errors=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    install_tansu_compat()
+    with EmbeddedBroker(log_dir=data_dir) as broker:
+        asyncio.run(
+            create_topics(
+                broker.bootstrap,
+                {
+                    settings.events_topic: settings.topic_partitions,
+                    settings.dlq_topic: settings.topic_partitions,
+                    settings.abandoned_topic: settings.topic_partitions,
+                },
+            )
+        )
+        metrics_port = free_port()
+        worker = _start_worker(settings, broker.bootstrap, data_dir, metrics_port)
+        try:
+            started = datetime.now(UTC)
+            stats = asyncio.run(
+                _simulate_and_watch(settings, broker.bootstrap, options, metrics_port, started, out)
+            )
+            _drain(metrics_port, stats.sent, out)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(60)
+    print(f"\nworker log: {data_dir / 'worker.log'}", file=out)
+    return data_dir
+
+
+def _start_worker(
+    settings: Settings, bootstrap: str, data_dir: Path, metrics_port: int
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "FUNNEL_KAFKA_BOOTSTRAP": bootstrap,
+        "FUNNEL_KAFKA_FLAVOR": "tansu",
+        "FUNNEL_DATA_DIR": str(data_dir),
+        "FUNNEL_METRICS_PORT": str(metrics_port),
+        "FUNNEL_METRICS_HOST": "127.0.0.1",
+        "FUNNEL_IDLE_AFTER_S": "2",
+        "FUNNEL_LOG_LEVEL": "WARNING",
+        "FUNNEL_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        **DEMO_RULES,
+    }
+    log = (data_dir / "worker.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+async def _simulate_and_watch(
+    settings: Settings,
+    bootstrap: str,
+    options: DemoOptions,
+    metrics_port: int,
+    started: datetime,
+    out: TextIO,
+) -> SimulationStats:
+    config = SimulationConfig(
+        start=started,
+        seed=options.seed,
+        sites=options.sites,
+        sessions=None,
+        session_rate=options.rate / MESSAGES_PER_SESSION,
+        duplicate_rate=0.01,
+        out_of_order_ms=2_000,
+        invalid_rate=0.01,
+        incidents=(parse_incident(options.incident),),
+    )
+    stop = asyncio.Event()
+    async with EventProducer(bootstrap, settings.events_topic) as producer:
+        sending = asyncio.create_task(
+            run_simulation(producer, config, rate_limit=options.rate, stop=stop)
+        )
+        clock_start = time.monotonic()
+        before: Samples = {}
+        tty = out.isatty()
+        while (elapsed := time.monotonic() - clock_start) < options.duration_s:
+            await asyncio.sleep(1.0)
+            now = await asyncio.to_thread(scrape, metrics_port)
+            sent = round(elapsed * options.rate)
+            lines = render(
+                now, before, 1.0, Progress(elapsed, options.duration_s, sent, options.incident)
+            )
+            if tty:
+                out.write("\x1b[H\x1b[2J" + "\n".join(lines) + "\n")
+            elif int(elapsed) % 10 == 0:
+                out.write("\n".join(lines) + "\n\n")
+            out.flush()
+            before = now
+        stop.set()
+        return await sending
+
+
+def _drain(metrics_port: int, sent: int, out: TextIO, timeout_s: float = 120) -> None:
+    """Wait until the worker consumed everything and finalised what lateness allows."""
+    print(f"\nsimulator stopped after {sent:,} messages; letting the worker catch up…", file=out)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if total(scrape(metrics_port), "funnel_events_consumed_total") >= sent:
+            break
+        time.sleep(0.5)
+    # Idle partitions advance their watermark from the wall clock after FUNNEL_IDLE_AFTER_S;
+    # give that and the shortened lateness time to finalise the last sessions.
+    time.sleep(2 + 2 * int(DEMO_RULES["FUNNEL_LATENESS_S"]) + 2)

@@ -1,0 +1,122 @@
+"""Where `funnel report` gets its numbers: ClickHouse directly, or the worker that holds chDB.
+
+chDB lets one process at a time open a data directory (ClickHouse locks ``<path>/status``), so
+while a worker runs on the embedded default, the report asks that worker's local endpoint
+instead. Against a server DSN, any number of readers query ClickHouse directly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from sinks.clickhouse import ClickHouseConfig
+from sinks.errors import translate
+from sinks.report import query_report
+from streams.report import Report, ReportRequest, build_report
+from streams.report_server import QUERY_HOST, STORE_HEADER, store_id
+from streams.report_view import render
+from streams.runtime import clickhouse_config
+from streams.settings import Settings
+
+
+class ReportError(Exception):
+    """No way to answer: the message says what was tried and what to change."""
+
+
+def report_output(settings: Settings, request: ReportRequest) -> bytes:
+    """The rendered report (JSON or table), from wherever the data can be read now."""
+    config = clickhouse_config(settings)
+    if not config.embedded:
+        return render(_run(_open(config), config, request), as_json=request.as_json)
+    path = Path(urlsplit(config.dsn).path)
+    if not in_use(path):
+        if not path.is_dir():
+            raise ReportError(
+                f"no embedded ClickHouse at {path}: run `funnel worker` first, or point "
+                "FUNNEL_DATA_DIR / FUNNEL_CLICKHOUSE_DSN at the data"
+            )
+        try:
+            client = _open(config)
+        except ReportError:
+            if not in_use(path):
+                raise
+            # A worker started between the check and the open: ask it instead.
+        else:
+            return render(_run(client, config, request), as_json=request.as_json)
+    return ask_worker(settings, request, path)
+
+
+def in_use(path: Path) -> bool:
+    """True while a process (a worker) holds the chDB directory's lock."""
+    try:
+        fd = os.open(path / "status", os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # ClickHouse removes the file when it closes the directory
+    try:
+        # A shared lock, dropped at once: it can't hold off a worker for longer than this call.
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def ask_worker(settings: Settings, request: ReportRequest, path: Path) -> bytes:
+    port = settings.query_port
+    if not port:
+        raise ReportError(
+            f"{path} is in use (a running worker?) and the report endpoint is off "
+            "(FUNNEL_QUERY_PORT=0): set it on the worker, or stop the worker and run again"
+        )
+    url = f"http://{QUERY_HOST}:{port}/report?{urlencode(request.as_params())}"
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:
+            served = response.headers.get(STORE_HEADER)
+            body: bytes = response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace").strip()
+        raise ReportError(f"the worker on port {port} answered {exc.code}: {detail}") from exc
+    except OSError as exc:
+        raise ReportError(
+            f"{path} is in use (a running worker?) and nothing answered on "
+            f"{QUERY_HOST}:{port} (FUNNEL_QUERY_PORT): {exc}"
+        ) from exc
+    if served != store_id(settings):
+        raise ReportError(
+            f"the worker on port {port} serves {served}, not {store_id(settings)}: "
+            "set FUNNEL_QUERY_PORT to the port of the worker using this data"
+        )
+    return body
+
+
+def _open(config: ClickHouseConfig) -> Client:
+    # Not sinks.clickhouse.connect: a report only reads, so it creates no database and works
+    # with a read-only user.
+    options: dict[str, Any] = {"dsn": config.dsn}
+    if not config.embedded:
+        options |= {"username": config.user, "password": config.password}
+    try:
+        client: Client = clickhouse_connect.get_client(**options)
+    except Exception as exc:
+        raise ReportError(f"cannot open ClickHouse: {translate(exc)}") from exc
+    return client
+
+
+def _run(client: Client, config: ClickHouseConfig, request: ReportRequest) -> Report:
+    try:
+        counts = query_report(client, config.database, request.query)
+    except Exception as exc:
+        raise ReportError(f"report query failed: {translate(exc)}") from exc
+    finally:
+        client.close()
+    return build_report(request, counts)

@@ -1,0 +1,83 @@
+"""The worker's report endpoint: `funnel report` asks here while the worker holds chDB.
+
+GET /report?site=…&from=…&to=…[&by=…][&min_sessions=…][&format=json|table] answers with the
+rendered report, exactly what `funnel report` prints. Queries run on the sink's one ClickHouse
+thread (`BatchSink.run`), between flushes, so they never race the writes. It listens on
+loopback only: the report is for the operator on this machine, not for the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from mode import Service
+
+from sinks.batch import BatchSink
+from sinks.errors import translate
+from sinks.report import query_report
+from streams.report import ReportRequest, build_report
+from streams.report_view import render
+from streams.settings import Settings
+
+QUERY_HOST = "127.0.0.1"
+# The worker names the store it serves, so a report never reads another worker's data.
+STORE_HEADER = "X-Funnel-Store"
+
+log = logging.getLogger(__name__)
+
+
+def store_id(settings: Settings) -> str:
+    """What a worker's endpoint serves: the chDB path (or masked server DSN) and the database."""
+    dsn = settings.resolved_clickhouse_dsn
+    if not dsn.startswith("chdb:"):
+        dsn = str(settings.masked()["clickhouse_dsn"])
+    return f"{dsn}#{settings.clickhouse_database}"
+
+
+def report_services(settings: Settings, sink: BatchSink) -> list[Service]:
+    """The worker's extra services: the report endpoint, unless FUNNEL_QUERY_PORT is 0."""
+    if not settings.query_port:
+        return []
+    app = report_app(sink, database=settings.clickhouse_database, store=store_id(settings))
+    return [ReportServer(app, port=settings.query_port)]
+
+
+def report_app(sink: BatchSink, *, database: str, store: str) -> web.Application:
+    async def report(request: web.Request) -> web.Response:
+        try:
+            wanted = ReportRequest.from_params(request.query)
+        except ValueError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        try:
+            counts = await sink.run(lambda client: query_report(client, database, wanted.query))
+        except Exception as exc:
+            return web.Response(status=503, text=f"report query failed: {translate(exc)}\n")
+        body = render(build_report(wanted, counts), as_json=wanted.as_json)
+        content_type = "application/json" if wanted.as_json else "text/plain"
+        return web.Response(body=body, content_type=content_type, headers={STORE_HEADER: store})
+
+    app = web.Application()
+    app.router.add_get("/report", report)
+    return app
+
+
+class ReportServer(Service):
+    """Serves `report_app` for as long as the worker runs."""
+
+    def __init__(self, app: web.Application, *, port: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._runner = web.AppRunner(app, access_log=None)
+        self._port = port
+
+    async def on_start(self) -> None:
+        await self._runner.setup()
+        try:
+            await web.TCPSite(self._runner, QUERY_HOST, self._port).start()
+        except OSError as exc:
+            # The endpoint is a convenience; a taken port must not stop the stream.
+            log.warning("report endpoint off, %s:%s is taken: %s", QUERY_HOST, self._port, exc)
+
+    async def on_stop(self) -> None:
+        await self._runner.cleanup()
