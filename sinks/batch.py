@@ -84,11 +84,12 @@ class BatchSink:
 
     async def flush(self) -> None:
         started = time.perf_counter()
-        for table, rows in self._rows.items():
+        for table in self._rows:
+            # Taken before the await: rows added meanwhile belong to the next flush.
+            rows, self._rows[table] = self._rows[table], []
             if rows:
                 await self._insert_with_retry(table, rows)
                 self._metrics.rows_written.labels(table).inc(len(rows))
-                rows.clear()
         self._metrics.flush_seconds.observe(time.perf_counter() - started)
 
     async def run(self, call: Callable[[Client], Any]) -> Any:

@@ -28,6 +28,7 @@ from clickhouse_connect.driver.client import Client
 BREAKDOWN_DIMENSIONS = ("utm_source", "utm_campaign", "device", "country", "variant")
 STAGE_COUNT = 4  # page_view, add_to_cart, checkout, purchase
 
+_WHOLE_SITE = "''"  # the breakdown "column" of the site's own totals: one constant group
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _IN_RANGE = (
@@ -44,6 +45,8 @@ class ReportQuery:
     by: str | None = None  # one of BREAKDOWN_DIMENSIONS
 
     def __post_init__(self) -> None:
+        if not self.site_id:
+            raise ValueError("site must not be empty")
         if self.start.utcoffset() is None or self.end.utcoffset() is None:
             raise ValueError("from and to must carry a UTC offset")
         if self.start >= self.end:
@@ -101,7 +104,7 @@ def query_report(client: Client, database: str, query: ReportQuery) -> ReportCou
         "start_ms": ceil_ms(query.start),
         "end_ms": ceil_ms(query.end),
     }
-    total = _funnel_counts(client, database, "''", params).get("", EMPTY)
+    total = _funnel_counts(client, database, _WHOLE_SITE, params).get("", EMPTY)
     breakdown: tuple[Segment, ...] = ()
     if query.by is not None:
         groups = _funnel_counts(client, database, query.by, params)
@@ -127,7 +130,21 @@ def query_report(client: Client, database: str, query: ReportQuery) -> ReportCou
 def _funnel_counts(
     client: Client, db: str, key: str, params: Mapping[str, Any]
 ) -> dict[str, FunnelCounts]:
-    """Counts per value of the `key` column (a constant for the whole site)."""
+    """Counts per value of the `key` column (`_WHOLE_SITE`: one group, '')."""
+    sessions = _sessions(client, db, key, params)
+    sales = _sales(client, db, key, params)
+    carts = _carts(client, db, key, params)
+    return {
+        value: FunnelCounts(
+            sessions.get(value, EMPTY.sessions), sales.get(value, ()), *carts.get(value, (0, 0, 0))
+        )
+        for value in sessions.keys() | sales.keys() | carts.keys()
+    }
+
+
+def _sessions(
+    client: Client, db: str, key: str, params: Mapping[str, Any]
+) -> dict[str, tuple[int, ...]]:
     sessions: dict[str, list[int]] = {}
     for value, stage, count in _rows(
         client,
@@ -137,47 +154,47 @@ def _funnel_counts(
         params,
     ):
         sessions.setdefault(value, [0] * STAGE_COUNT)[stage - 1] = count
+    return {value: tuple(counts) for value, counts in sessions.items()}
 
+
+def _sales(
+    client: Client, db: str, key: str, params: Mapping[str, Any]
+) -> dict[str, tuple[Sales, ...]]:
     sales: dict[str, list[Sales]] = {}
     for value, currency, orders, revenue in _rows(
         client,
-        # Rows at or after `end` can't be an order's earliest if it counts, so they are skipped
-        # early; rows before `start` can, so the lower bound applies to the earliest only.
-        f"SELECT key, first_currency, count(), toString(sum(first_value)) FROM ("
-        f"  SELECT min(occurred_at) AS first_at, argMin(value, occurred_at) AS first_value,"
-        f"    argMin(currency, occurred_at) AS first_currency, argMin({key}, occurred_at) AS key"
+        # Rows at or after `end` can't be the earliest of an order that counts, so they are
+        # skipped up front; rows before `start` can, so `start` bounds the earliest only.
+        "SELECT key, first_currency, count(), toString(sum(first_value)) FROM ("
+        "  SELECT min(occurred_at) AS first_at, argMin(value, occurred_at) AS first_value,"
+        f"   argMin(currency, occurred_at) AS first_currency, argMin({key}, occurred_at) AS key"
         f"  FROM {db}.orders WHERE site_id = {{site:String}}"
-        f"    AND occurred_at < fromUnixTimestamp64Milli({{end_ms:Int64}}, 'UTC')"
-        f"  GROUP BY order_id"
+        "    AND occurred_at < fromUnixTimestamp64Milli({end_ms:Int64}, 'UTC')"
+        "  GROUP BY order_id"
         f") WHERE {_IN_RANGE.format(column='first_at')}"
         " GROUP BY key, first_currency ORDER BY first_currency",
         params,
     ):
         sales.setdefault(value, []).append(Sales(currency, orders, Decimal(revenue)))
+    return {value: tuple(rows) for value, rows in sales.items()}
 
-    carts: dict[str, tuple[int, int, int]] = {}
-    for value, opened, abandoned, recovered in _rows(
+
+def _carts(
+    client: Client, db: str, key: str, params: Mapping[str, Any]
+) -> dict[str, tuple[int, int, int]]:
+    rows = _rows(
         client,
         # opened_at is the same in every version of a cart, so it can filter rows up front.
-        f"SELECT key, count(), countIf(final IN ('abandoned', 'recovered')),"
-        f"  countIf(final = 'recovered') FROM ("
+        "SELECT key, count(), countIf(final IN ('abandoned', 'recovered')),"
+        "  countIf(final = 'recovered') FROM ("
         f"  SELECT argMax(status, version) AS final, argMax({key}, version) AS key"
         f"  FROM {db}.carts WHERE site_id = {{site:String}}"
         f"    AND {_IN_RANGE.format(column='opened_at')}"
-        f"  GROUP BY session_id, cart_seq"
-        f") GROUP BY key",
+        "  GROUP BY session_id, cart_seq"
+        ") GROUP BY key",
         params,
-    ):
-        carts[value] = (opened, abandoned, recovered)
-
-    return {
-        value: FunnelCounts(
-            tuple(sessions.get(value, EMPTY.sessions)),
-            tuple(sales.get(value, ())),
-            *carts.get(value, (0, 0, 0)),
-        )
-        for value in sessions.keys() | sales.keys() | carts.keys()
-    }
+    )
+    return {value: (opened, abandoned, recovered) for value, opened, abandoned, recovered in rows}
 
 
 def _rows(client: Client, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:

@@ -12,9 +12,10 @@ from streams.deadletter import DeadLetter
 from streams.ingest import Clock, Ingestion, Processor, RawMessage
 from streams.kafka_config import faust_credentials
 from streams.metrics import Metrics
+from streams.publisher import Publisher
 from streams.settings import Settings
 
-ProcessorFactory = Callable[[faust.App], Processor]
+ProcessorFactory = Callable[[faust.App, Publisher], Processor]
 """Builds the processor against the app, so it can declare its tables before the app starts."""
 
 
@@ -54,13 +55,13 @@ def create_app(
     events = app.topic(
         settings.events_topic, key_serializer="raw", value_serializer="raw", internal=False
     )
-    dead_letters = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw")
+    publisher = Publisher(app)
+    processor = build_processor(app, publisher)
 
-    processor = build_processor(app)
-
-    def dead_letter(message: RawMessage, letter: DeadLetter, rejection: Rejection) -> None:
-        # Buffered; Faust flushes the producer before it commits the source offsets.
-        dead_letters.send_soon(key=message.key, value=letter.payload, headers=letter.headers)
+    async def dead_letter(message: RawMessage, letter: DeadLetter, rejection: Rejection) -> None:
+        await publisher.send(
+            settings.dlq_topic, key=message.key, value=letter.payload, headers=letter.headers
+        )
         processor.record_dead_letter(message, letter, rejection)
 
     ingestion = Ingestion(
@@ -68,6 +69,7 @@ def create_app(
         metrics=metrics,
         processor=processor,
         dead_letter=dead_letter,
+        publisher=publisher,
         clock=clock,
     )
 

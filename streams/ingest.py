@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,15 +32,16 @@ class Accepted:
     message: RawMessage
 
 
+PartitionBatch = tuple[Sequence[Accepted], int]
+"""A partition's accepted events of one batch and the batch's last offset in it."""
+
+
 class Processor(Protocol):
-    """Downstream of validation. Returns one outcome label per accepted event, in order.
+    """Downstream of validation. Rejected messages are handed over first (record_dead_letter)."""
 
-    Rejected messages are handed over first, through `record_dead_letter`."""
-
-    async def process(
-        self, partition: int, accepted: Sequence[Accepted], last_offset: int
-    ) -> Sequence[str]:
-        """Make the batch's effects durable; its offsets (up to last_offset) are acked after."""
+    async def process(self, batch: Mapping[int, PartitionBatch]) -> Mapping[int, Sequence[str]]:
+        """Make the batch's effects durable before its offsets are acked; returns one outcome
+        label per accepted event, per partition, in order."""
 
     def record_dead_letter(
         self, message: RawMessage, letter: DeadLetter, rejection: Rejection
@@ -48,7 +49,14 @@ class Processor(Protocol):
 
 
 class DeadLetterSink(Protocol):
-    def __call__(self, message: RawMessage, letter: DeadLetter, rejection: Rejection) -> None: ...
+    async def __call__(
+        self, message: RawMessage, letter: DeadLetter, rejection: Rejection
+    ) -> None: ...
+
+
+class Deliveries(Protocol):
+    async def delivered(self) -> None:
+        """Wait until everything produced for the batch is on the broker."""
 
 
 class Ingestion:
@@ -59,12 +67,14 @@ class Ingestion:
         metrics: Metrics,
         processor: Processor,
         dead_letter: DeadLetterSink,
+        publisher: Deliveries,
         clock: Clock,
     ) -> None:
         self._limits = limits
         self._metrics = metrics
         self._processor = processor
         self._dead_letter = dead_letter
+        self._publisher = publisher
         self._clock = clock
 
     async def handle(self, batch: Sequence[RawMessage]) -> None:
@@ -75,17 +85,20 @@ class Ingestion:
             last_offsets[message.partition] = message.offset
             result = decode_event(message.value, now_ms=now_ms, limits=self._limits)
             if isinstance(result, Rejection):
-                self._reject(message, result, now_ms)
+                await self._reject(message, result, now_ms)
             else:
                 by_partition.setdefault(message.partition, []).append(Accepted(result, message))
         # Counted per batch: a labelled inc() per event is measurable on the hot path.
         tally: Counter[tuple[str, str]] = Counter()
-        # Every partition of the batch, even one with only rejections: its dead-letter rows
-        # are flushed there, and its position tells the processor whether it has caught up.
-        for partition, last_offset in last_offsets.items():
-            accepted = by_partition.get(partition, [])
-            outcomes = await self._processor.process(partition, accepted, last_offset)
-            for item, outcome in zip(accepted, outcomes, strict=True):
+        # Every partition of the batch, even one with only rejections: its position tells the
+        # processor whether it has caught up.
+        outcomes = await self._processor.process(
+            {p: (by_partition.get(p, []), offset) for p, offset in last_offsets.items()}
+        )
+        # Dead letters, changelog and cart records: on the broker before the offsets are acked.
+        await self._publisher.delivered()
+        for partition, labels in outcomes.items():
+            for item, outcome in zip(by_partition.get(partition, []), labels, strict=True):
                 tally[item.event.event_type.value, outcome] += 1
         for (event_type, outcome), count in tally.items():
             self._metrics.events_consumed.labels(event_type, outcome).inc(count)
@@ -94,10 +107,10 @@ class Ingestion:
             oldest_ms = min(message.timestamp_ms for message in batch)
             self._metrics.processing_delay.observe(max(0, self._clock() - oldest_ms) / 1000)
 
-    def _reject(self, message: RawMessage, rejection: Rejection, now_ms: int) -> None:
+    async def _reject(self, message: RawMessage, rejection: Rejection, now_ms: int) -> None:
         source = SourcePosition(message.topic, message.partition, message.offset)
         letter = dead_letter(message.value, rejection, source, rejected_at_ms=now_ms)
-        self._dead_letter(message, letter, rejection)
+        await self._dead_letter(message, letter, rejection)
         self._metrics.events_invalid.labels(rejection.code).inc()
         self._metrics.events_consumed.labels("unknown", "invalid").inc()
         self._metrics.dead_lettered.inc()

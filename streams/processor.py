@@ -10,23 +10,24 @@ state was never written (recomputed identically).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
 
 from schemas.decode import Rejection
 from sinks.batch import BatchSink
+from streams.abandoned import abandoned_cart_message
 from streams.deadletter import DeadLetter
 from streams.funnel.facts import CartChanged, CartStatus, Fact
 from streams.funnel.partition import BatchResult, Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
 from streams.funnel_metrics import FunnelMetrics
-from streams.ingest import Accepted, Clock, RawMessage
+from streams.ingest import Clock, PartitionBatch, RawMessage
+from streams.publisher import Publisher
 from streams.sink_rows import dead_letter_row, fact_row, raw_event_row
 from streams.table_store import StagedTableStore
 
-AbandonedPublisher = Callable[[CartChanged], None]
 REVOKED = "revoked"
 
 
@@ -39,7 +40,8 @@ class FunnelProcessor:
         sink: BatchSink,
         metrics: FunnelMetrics,
         clock: Clock,
-        publish_abandoned: AbandonedPublisher,
+        publisher: Publisher,
+        abandoned_topic: str,
         owns: Callable[[int], bool],
         end_offset: Callable[[int], int],
     ) -> None:
@@ -48,7 +50,8 @@ class FunnelProcessor:
         self._sink = sink
         self._metrics = metrics
         self._clock = clock
-        self._publish_abandoned = publish_abandoned
+        self._publisher = publisher
+        self._abandoned_topic = abandoned_topic
         self._owns = owns
         self._end_offset = end_offset
         self._positions: dict[int, int] = {}
@@ -56,23 +59,28 @@ class FunnelProcessor:
         # The agent and the idle timer both drive funnels; one at a time, whole batches.
         self._lock = asyncio.Lock()
 
-    async def process(
-        self, partition: int, accepted: Sequence[Accepted], last_offset: int
-    ) -> Sequence[str]:
+    async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[str]]:
         async with self._lock:
-            if not self._owns(partition):
-                # Taken before a rebalance moved the partition: its new owner replays these
-                # from the committed offset, so touching them here would only corrupt state.
-                return [REVOKED] * len(accepted)
-            self._positions[partition] = last_offset + 1
-            funnel, store = self._partition(partition)
-            result = funnel.process_batch([(a.event, a.message.timestamp_ms) for a in accepted])
-            for item, outcome in zip(accepted, result.outcomes, strict=True):
-                # Duplicates are already stored under the same key; late ones are kept, flagged.
-                if outcome is not Outcome.DUPLICATE:
-                    self._sink.add("events_raw", raw_event_row(item, late=outcome is Outcome.LATE))
-            await self._complete(partition, funnel, store, result)
-            return [outcome.value for outcome in result.outcomes]
+            outcomes: dict[int, list[str]] = {}
+            results: list[tuple[int, BatchResult]] = []
+            for partition, (accepted, last_offset) in batch.items():
+                if not self._owns(partition):
+                    # Taken before a rebalance moved the partition: its new owner replays these
+                    # from the committed offset, so touching them here would corrupt state.
+                    outcomes[partition] = [REVOKED] * len(accepted)
+                    continue
+                self._positions[partition] = last_offset + 1
+                funnel, _ = self._partition(partition)
+                result = funnel.process_batch([(a.event, a.message.timestamp_ms) for a in accepted])
+                for item, outcome in zip(accepted, result.outcomes, strict=True):
+                    # Duplicates are already stored under their key; late ones are kept, flagged.
+                    if outcome is not Outcome.DUPLICATE:
+                        row = raw_event_row(item, late=outcome is Outcome.LATE)
+                        self._sink.add("events_raw", row)
+                outcomes[partition] = [outcome.value for outcome in result.outcomes]
+                results.append((partition, result))
+            await self._complete(results)
+            return outcomes
 
     def record_dead_letter(
         self, message: RawMessage, letter: DeadLetter, rejection: Rejection
@@ -87,9 +95,14 @@ class FunnelProcessor:
         """
         async with self._lock:
             now_ms = self._clock()
-            for partition, (funnel, store) in list(self._partitions.items()):
-                if self._end_offset(partition) <= self._positions.get(partition, 0):
-                    await self._complete(partition, funnel, store, funnel.tick(now_ms))
+            await self._complete(
+                [
+                    (partition, funnel.tick(now_ms))
+                    for partition, (funnel, _) in self._partitions.items()
+                    if self._end_offset(partition) <= self._positions.get(partition, 0)
+                ]
+            )
+            await self._publisher.delivered()
 
     async def revoke(self, partitions: Iterable[int]) -> None:
         async with self._lock:
@@ -109,17 +122,24 @@ class FunnelProcessor:
             self._partitions[partition] = entry
         return entry
 
-    async def _complete(
-        self, partition: int, funnel: PartitionFunnel, store: StagedTableStore, result: BatchResult
-    ) -> None:
-        for fact in result.facts:
-            self._sink.add(*fact_row(fact))
+    async def _complete(self, results: Sequence[tuple[int, BatchResult]]) -> None:
+        """One sink flush for the whole batch, then (and only then) the staged state."""
+        for _, result in results:
+            for fact in result.facts:
+                self._sink.add(*fact_row(fact))
         await self._sink.flush()
-        self._publish(result.facts)
-        store.commit()
-        self._metrics.observe_batch(partition, result, funnel.open_sessions, self._clock())
+        now_ms = self._clock()
+        for partition, result in results:
+            funnel, store = self._partitions[partition]
+            await self._publish(result.facts)
+            await store.commit(self._publisher)
+            self._metrics.observe_batch(partition, result, funnel.open_sessions, now_ms)
 
-    def _publish(self, facts: Sequence[Fact]) -> None:
+    async def _publish(self, facts: Sequence[Fact]) -> None:
         for fact in facts:
             if isinstance(fact, CartChanged) and fact.status is CartStatus.ABANDONED:
-                self._publish_abandoned(fact)
+                await self._publisher.send(
+                    self._abandoned_topic,
+                    key=fact.session_id.encode(),
+                    value=abandoned_cart_message(fact),
+                )

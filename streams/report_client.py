@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -22,7 +22,7 @@ from sinks.clickhouse import ClickHouseConfig
 from sinks.errors import translate
 from sinks.report import query_report
 from streams.report import Report, ReportRequest, build_report
-from streams.report_server import QUERY_HOST, STORE_HEADER, store_id
+from streams.report_server import QUERY_HOST, STORE_HEADER, chdb_path, store_id
 from streams.report_view import render
 from streams.runtime import clickhouse_config
 from streams.settings import Settings
@@ -37,7 +37,7 @@ def report_output(settings: Settings, request: ReportRequest) -> bytes:
     config = clickhouse_config(settings)
     if not config.embedded:
         return render(_run(_open(config), config, request), as_json=request.as_json)
-    path = Path(urlsplit(config.dsn).path)
+    path = chdb_path(config.dsn)
     if not in_use(path):
         if not path.is_dir():
             raise ReportError(

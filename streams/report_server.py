@@ -9,7 +9,10 @@ loopback only: the report is for the operator on this machine, not for the netwo
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from mode import Service
@@ -28,12 +31,16 @@ STORE_HEADER = "X-Funnel-Store"
 log = logging.getLogger(__name__)
 
 
+def chdb_path(dsn: str) -> Path:
+    """The directory of a chdb:///path DSN, resolved as clickhouse-connect resolves it."""
+    return Path(os.path.realpath(urlsplit(dsn).path))
+
+
 def store_id(settings: Settings) -> str:
     """What a worker's endpoint serves: the chDB path (or masked server DSN) and the database."""
     dsn = settings.resolved_clickhouse_dsn
-    if not dsn.startswith("chdb:"):
-        dsn = str(settings.masked()["clickhouse_dsn"])
-    return f"{dsn}#{settings.clickhouse_database}"
+    where = chdb_path(dsn) if dsn.startswith("chdb:") else settings.masked()["clickhouse_dsn"]
+    return f"{where}#{settings.clickhouse_database}"
 
 
 def report_services(settings: Settings, sink: BatchSink) -> list[Service]:

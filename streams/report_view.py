@@ -139,17 +139,18 @@ def _cart_line(summary: FunnelSummary) -> str:
 
 def _breakdown_table(report: Report) -> list[str]:
     by = report.query.by or ""
+    # Session counts up to 99,999,999 keep their columns; orders and money are in the JSON.
     rows = [
-        f"{'By ' + by:<14}{'Views':>8}{'Carts':>8}{'Checkout':>9}{'Bought':>8}"
-        f"{'Overall':>8}{'Orders':>7}  Worst step"
+        f"{'By ' + by:<14}{'Views':>11}{'Carts':>10}{'Checkout':>10}{'Bought':>10}"
+        f"{'Overall':>8}  Worst step"
     ]
     for key, summary in report.breakdown:
         s = summary.counts.sessions
         worst = "-" if summary.worst is None else _short_step(summary.worst)
         label = key if len(key) <= 13 else key[:12] + "~"
         rows.append(
-            f"{label:<14}{s[0]:>8,}{s[1]:>8,}{s[2]:>9,}{s[3]:>8,}"
-            f"{_percent(summary.overall):>8}{summary.counts.orders:>7,}  {worst}"
+            f"{label:<14}{s[0]:>11,}{s[1]:>10,}{s[2]:>10,}{s[3]:>10,}"
+            f"{_percent(summary.overall):>8}  {worst}"
         )
     return rows
 

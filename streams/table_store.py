@@ -4,7 +4,8 @@ Writes are staged and only reach the table (and its changelog) on `commit()`, wh
 processor calls after the sink has flushed the batch's rows: state never runs ahead of what
 ClickHouse holds, so a crash in between replays events against the older state and rewrites
 the same idempotent rows. The changelog partition is given explicitly, because in a batch that
-mixes partitions Faust's "current event" would point at the wrong one.
+mixes partitions Faust's "current event" would point at the wrong one, and records go through
+`Publisher` rather than Faust's one-at-a-time producer buffer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import faust
+
+from streams.publisher import Publisher
 
 
 class StagedTableStore:
@@ -44,16 +47,19 @@ class StagedTableStore:
             if table_key.startswith(prefix):
                 yield table_key[len(prefix) :].decode(), value
 
-    def commit(self) -> int:
+    async def commit(self, publisher: Publisher) -> int:
         """Write the staged changes to the table and its changelog; returns how many."""
         data = self._table.data
+        changelog = self._table.changelog_topic.get_topic_name()
         for key, value in self._staged.items():
             table_key = self._table_key(key)
             if value is None:
                 data.pop(table_key, None)
             else:
                 data[table_key] = value
-            self._table.send_changelog(self._partition, table_key, value)
+            # Same record Faust's own changelog write makes (raw key, raw value, None deletes),
+            # so its recovery restores these keys.
+            await publisher.send(changelog, key=table_key, value=value, partition=self._partition)
         written = len(self._staged)
         self._staged.clear()
         return written

@@ -7,18 +7,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
-import orjson
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from sinks.batch import BatchSink
 from streams.app import create_app
-from streams.funnel.facts import CartChanged
 from streams.funnel.rules import FunnelRules
 from streams.funnel_metrics import FunnelMetrics
 from streams.ingest import Clock
 from streams.metrics import Metrics
 from streams.processor import FunnelProcessor
+from streams.publisher import Publisher
 from streams.settings import Settings
 
 SESSIONS_TABLE = "funnel-sessions"
@@ -30,33 +29,6 @@ def funnel_rules(settings: Settings) -> FunnelRules:
         lateness_ms=settings.lateness_s * 1000,
         abandonment_ms=settings.abandonment_timeout_s * 1000,
         idle_after_ms=round(settings.idle_after_s * 1000),
-    )
-
-
-def abandoned_cart_message(fact: CartChanged) -> bytes:
-    """The record remarketing tools read from the abandoned-carts topic."""
-    return orjson.dumps(
-        {
-            "site_id": fact.site_id,
-            "session_id": fact.session_id,
-            "user_id": fact.user_id,
-            "cart_seq": fact.cart_seq,
-            "opened_at": fact.opened_at_ms,
-            "abandoned_at": fact.closed_at_ms,
-            "value": str(fact.value),
-            "currency": fact.currency,
-            "items": [
-                {"sku": item.sku, "quantity": item.quantity, "price": str(item.price)}
-                for item in fact.items
-            ],
-            "last_stage": fact.last_stage.name.lower(),
-            "utm_source": fact.dims.utm_source,
-            "utm_medium": fact.dims.utm_medium,
-            "utm_campaign": fact.dims.utm_campaign,
-            "device": fact.dims.device,
-            "country": fact.dims.country,
-            "variant": fact.dims.variant,
-        }
     )
 
 
@@ -77,22 +49,16 @@ def build_worker_app(
 ) -> faust.App:
     funnel_metrics = FunnelMetrics.create(registry, site_label_limit=settings.site_label_limit)
 
-    def build_processor(app: faust.App) -> FunnelProcessor:
+    def build_processor(app: faust.App, publisher: Publisher) -> FunnelProcessor:
         table = app.Table(SESSIONS_TABLE, key_type=bytes, value_type=bytes)
-        abandoned = app.topic(
-            settings.abandoned_topic, key_serializer="raw", value_serializer="raw"
-        )
-
-        def publish_abandoned(fact: CartChanged) -> None:
-            abandoned.send_soon(key=fact.session_id.encode(), value=abandoned_cart_message(fact))
-
         processor = FunnelProcessor(
             table=table,
             rules=funnel_rules(settings),
             sink=sink,
             metrics=funnel_metrics,
             clock=clock,
-            publish_abandoned=publish_abandoned,
+            publisher=publisher,
+            abandoned_topic=settings.abandoned_topic,
             owns=lambda partition: (
                 TP(settings.events_topic, partition) in app.consumer.assignment()
             ),

@@ -58,6 +58,7 @@ class PipelineConfig:
             "FUNNEL_DATA_DIR": str(data_dir),
             "FUNNEL_METRICS_PORT": str(metrics_port),
             "FUNNEL_METRICS_HOST": "127.0.0.1",
+            "FUNNEL_QUERY_PORT": str(free_port()),
             "FUNNEL_IDLE_AFTER_S": "2",
             "FUNNEL_COMMIT_INTERVAL_S": "0.5",
             "FUNNEL_LOG_LEVEL": "WARNING",

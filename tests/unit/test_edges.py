@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -16,10 +16,10 @@ from pydantic import ValidationError
 from schemas.decode import DecodeLimits, Rejection
 from schemas.event import Event, EventType, Item
 from sinks.tables import COLUMNS
-from streams.deadletter import MAX_DEAD_LETTER_PAYLOAD, SourcePosition, dead_letter
+from streams.deadletter import MAX_DEAD_LETTER_PAYLOAD, DeadLetter, SourcePosition, dead_letter
 from streams.funnel.facts import CartChanged, CartStatus, Dims, OrderPlaced, Stage, StageReached
 from streams.funnel_metrics import SiteLabels
-from streams.ingest import Accepted, Ingestion, RawMessage
+from streams.ingest import Accepted, Ingestion, PartitionBatch, RawMessage
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sink_rows import dead_letter_row, fact_row, raw_event_row
@@ -81,14 +81,20 @@ class Recorder:
         self.calls: list[tuple[int, list[str], int]] = []
         self.dead: list[tuple[int, str]] = []
 
-    async def process(
-        self, partition: int, accepted: Sequence[Accepted], last_offset: int
-    ) -> Sequence[str]:
-        self.calls.append((partition, [a.event.event_id for a in accepted], last_offset))
-        return ["accepted"] * len(accepted)
+    async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[str]]:
+        for partition, (accepted, last_offset) in batch.items():
+            self.calls.append((partition, [a.event.event_id for a in accepted], last_offset))
+        return {p: ["accepted"] * len(accepted) for p, (accepted, _) in batch.items()}
 
     def record_dead_letter(self, message: RawMessage, letter: object, rejection: Rejection) -> None:
         self.dead.append((message.offset, rejection.code))
+
+
+class Deliveries:
+    waited = 0
+
+    async def delivered(self) -> None:
+        self.waited += 1
 
 
 def message(partition: int, offset: int, value: bytes) -> RawMessage:
@@ -104,10 +110,15 @@ def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
     recorder = Recorder()
     registry = CollectorRegistry()
     published: list[int] = []
+    deliveries = Deliveries()
+
+    async def dead_letter(m: RawMessage, letter: DeadLetter, rejection: Rejection) -> None:
+        published.append(m.offset)
+        recorder.record_dead_letter(m, letter, rejection)
+
     ingestion = Ingestion(
         limits=DecodeLimits(), metrics=Metrics.create(registry), processor=recorder,
-        dead_letter=lambda m, letter, r: (published.append(m.offset), recorder.record_dead_letter(m, letter, r)),
-        clock=lambda: NOW_MS,
+        dead_letter=dead_letter, publisher=deliveries, clock=lambda: NOW_MS,
     )  # fmt: skip
     batch = [
         message(0, 10, event_json("a")),
@@ -120,6 +131,7 @@ def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
     assert recorder.calls == [(0, ["a", "b"], 11), (1, [], 6)]
     assert recorder.dead == [(5, "not_json"), (6, "not_object")]
     assert published == [5, 6]
+    assert deliveries.waited == 1
     value = registry.get_sample_value
     assert (
         value("funnel_events_consumed_total", {"event_type": "page_view", "outcome": "accepted"})

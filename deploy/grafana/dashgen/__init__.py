@@ -1,1 +1,1 @@
-"""Grafana dashboards as code: `python -m deploy.grafana.dashgen` writes deploy/grafana/dashboards."""
+"""Grafana dashboards as code; `python -m deploy.grafana.dashgen` writes their JSON."""

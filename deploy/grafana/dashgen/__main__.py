@@ -1,0 +1,3 @@
+from deploy.grafana.dashgen.build import main
+
+raise SystemExit(main())
