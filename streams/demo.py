@@ -21,10 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from sinks.report import ReportQuery
 from streams.embedded_broker import EmbeddedBroker, install_tansu_compat
 from streams.incidents import parse_incident
 from streams.live_view import Progress, Samples, render, scrape, total
 from streams.producer import EventProducer
+from streams.report import DEFAULT_MIN_SESSIONS, ReportRequest
+from streams.report_client import report_output
 from streams.runtime import free_port
 from streams.settings import Settings
 from streams.simulate import SimulationConfig
@@ -77,7 +80,23 @@ def run_demo(settings: Settings, options: DemoOptions, out: TextIO) -> Path:
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(60)
-    print(f"\nworker log: {data_dir / 'worker.log'}", file=out)
+    ended = datetime.now(UTC)
+    demo_settings = settings.model_copy(update={"data_dir": data_dir, "clickhouse_dsn": ""})
+    for site in options.sites:
+        request = ReportRequest(
+            ReportQuery(site, started, ended, None), DEFAULT_MIN_SESSIONS, False
+        )
+        print(f"\n=== report for {site}, {started:%H:%M:%S} to {ended:%H:%M:%S} UTC ===", file=out)
+        out.write(report_output(demo_settings, request).decode())
+    if options.keep:
+        print(f"\nworker log: {data_dir / 'worker.log'}", file=out)
+        print(
+            f"data kept in {data_dir}: FUNNEL_DATA_DIR={data_dir} funnel report --site "
+            f"{options.sites[0]} --from {started.isoformat()} --to {ended.isoformat()}",
+            file=out,
+        )
+    else:
+        shutil.rmtree(data_dir, ignore_errors=True)
     return data_dir
 
 
@@ -120,6 +139,9 @@ async def _simulate_and_watch(
         out_of_order_ms=2_000,
         invalid_rate=0.01,
         incidents=(parse_incident(options.incident),),
+        # Sessions take minutes in real life; a tenth of that lets a one-minute demo show
+        # checkouts, purchases and abandonments.
+        pace=0.1,
     )
     stop = asyncio.Event()
     async with EventProducer(bootstrap, settings.events_topic) as producer:

@@ -66,6 +66,7 @@ class _Session:
     chances: dict[EventType, float]
     """P(reaching the stage | reached the one before), incidents applied."""
     referrer: str | None
+    start_ms: int
     events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -134,7 +135,7 @@ class SessionPlanner:
             for stage, chance in chances.items():
                 chances[stage] = chance * stage_factor(config.incidents, stage, offset_s, attrs)
         currency = "USD" if country in config.usd_countries else config.currency
-        return _Session(common, currency, chances, channel.referrer)
+        return _Session(common, currency, chances, channel.referrer, start_ms)
 
     def _reaches(self, session: _Session, stage: EventType) -> bool:
         # A chance over 1 (a "+P%" incident, generous multipliers) simply always happens.
@@ -220,6 +221,9 @@ class SessionPlanner:
     def _emit(
         self, session: _Session, t: int, event_type: EventType, fields: dict[str, Any]
     ) -> None:
+        # `pace` < 1 compresses a session's timeline (demos); gaps are drawn at full length
+        # so the same seed draws the same random numbers whatever the pace.
+        t = session.start_ms + round((t - session.start_ms) * self._config.pace)
         event = {
             "event_id": _uuid4(self._rng),
             "event_type": event_type.value,

@@ -86,6 +86,7 @@ class SimulationConfig:
     epoch_ms_share: float = 0.2
     invalid_rate: float = 0.0
     incidents: tuple[Incident, ...] = ()
+    pace: float = 1.0  # < 1 runs each session's timeline faster (demos)
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.start.utcoffset() is None:
@@ -104,6 +105,8 @@ class SimulationConfig:
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1]")
+        if not 0 < self.pace <= 1:
+            raise ValueError("pace must be within (0, 1]")
         if self.session_rate <= 0:
             raise ValueError("session_rate must be positive")
         if self.sessions is not None and self.sessions < 0:
