@@ -69,7 +69,6 @@ class Settings(BaseSettings):
         300, ge=0, description="Allowed event-time lateness behind the watermark"
     )
     abandonment_timeout_s: int = Field(1_800, ge=1, description="Cart inactivity that abandons it")
-    window_size_s: int = Field(60, ge=1, description="Tumbling stage-counter window")
     idle_after_s: float = Field(
         30.0, gt=0, description="Idle partitions advance their watermark with the wall clock after"
     )
