@@ -64,11 +64,15 @@ def create_app(
         )
         processor.record_dead_letter(message, letter, rejection)
 
+    async def rekey(message: RawMessage, key: bytes) -> None:
+        await publisher.send(settings.events_topic, key=key, value=message.value)
+
     ingestion = Ingestion(
         limits=decode_limits(settings),
         metrics=metrics,
         processor=processor,
         dead_letter=dead_letter,
+        rekey=rekey,
         publisher=publisher,
         clock=clock,
     )

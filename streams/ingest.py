@@ -54,6 +54,14 @@ class DeadLetterSink(Protocol):
     ) -> None: ...
 
 
+class Rekey(Protocol):
+    async def __call__(self, message: RawMessage, key: bytes) -> None:
+        """Send the message again to the events topic, keyed by its session."""
+
+
+REPARTITIONED = "repartitioned"
+
+
 class Deliveries(Protocol):
     async def delivered(self) -> None:
         """Wait until everything produced for the batch is on the broker."""
@@ -67,6 +75,7 @@ class Ingestion:
         metrics: Metrics,
         processor: Processor,
         dead_letter: DeadLetterSink,
+        rekey: Rekey,
         publisher: Deliveries,
         clock: Clock,
     ) -> None:
@@ -74,6 +83,7 @@ class Ingestion:
         self._metrics = metrics
         self._processor = processor
         self._dead_letter = dead_letter
+        self._rekey = rekey
         self._publisher = publisher
         self._clock = clock
 
@@ -81,15 +91,22 @@ class Ingestion:
         now_ms = self._clock()
         by_partition: dict[int, list[Accepted]] = {}
         last_offsets: dict[int, int] = {}
+        # Counted per batch: a labelled inc() per event is measurable on the hot path.
+        tally: Counter[tuple[str, str]] = Counter()
         for message in batch:
             last_offsets[message.partition] = message.offset
             result = decode_event(message.value, now_ms=now_ms, limits=self._limits)
             if isinstance(result, Rejection):
                 await self._reject(message, result, now_ms)
-            else:
-                by_partition.setdefault(message.partition, []).append(Accepted(result, message))
-        # Counted per batch: a labelled inc() per event is measurable on the hot path.
-        tally: Counter[tuple[str, str]] = Counter()
+                continue
+            key = result.session_id.encode()
+            if message.key != key:
+                # Unkeyed (or mis-keyed): a session's state lives with the partition its key
+                # hashes to, so the event goes round again with the right key.
+                await self._rekey(message, key)
+                tally[result.event_type.value, REPARTITIONED] += 1
+                continue
+            by_partition.setdefault(message.partition, []).append(Accepted(result, message))
         # Every partition of the batch, even one with only rejections: its position tells the
         # processor whether it has caught up.
         outcomes = await self._processor.process(

@@ -116,19 +116,27 @@ def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
         published.append(m.offset)
         recorder.record_dead_letter(m, letter, rejection)
 
+    rekeyed: list[tuple[int, bytes]] = []
+
+    async def rekey(m: RawMessage, key: bytes) -> None:
+        rekeyed.append((m.offset, key))
+
     ingestion = Ingestion(
         limits=DecodeLimits(), metrics=Metrics.create(registry), processor=recorder,
-        dead_letter=dead_letter, publisher=deliveries, clock=lambda: NOW_MS,
+        dead_letter=dead_letter, rekey=rekey, publisher=deliveries, clock=lambda: NOW_MS,
     )  # fmt: skip
     batch = [
         message(0, 10, event_json("a")),
         message(1, 5, b"not json"),
         message(0, 11, event_json("b")),
         message(1, 6, b"[]"),
+        RawMessage("events", 1, 7, NOW_MS, None, event_json("c")),
     ]
     asyncio.run(ingestion.handle(batch))
     # Partition 1 had only rejections and is still handed over, with its last offset.
-    assert recorder.calls == [(0, ["a", "b"], 11), (1, [], 6)]
+    assert recorder.calls == [(0, ["a", "b"], 11), (1, [], 7)]
+    # The unkeyed event goes round again, keyed by its session, and is not processed here.
+    assert rekeyed == [(7, b"s")]
     assert recorder.dead == [(5, "not_json"), (6, "not_object")]
     assert published == [5, 6]
     assert deliveries.waited == 1
@@ -142,6 +150,12 @@ def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
     )
     assert value("funnel_events_invalid_total", {"reason": "not_json"}) == 1
     assert value("funnel_dead_lettered_total") == 2
+    assert (
+        value(
+            "funnel_events_consumed_total", {"event_type": "page_view", "outcome": "repartitioned"}
+        )
+        == 1
+    )
 
 
 def test_rows_have_the_table_widths() -> None:

@@ -1,0 +1,34 @@
+"""`funnel demo --duration 60` from a clean checkout prints a non-empty report."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_runs_and_ends_with_a_non_empty_report(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", "demo", "--duration", "60", "--seed", "5"],
+        env={"PATH": "/usr/bin:/bin", "FUNNEL_DATA_DIR": str(tmp_path / "data")},
+        capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    reports = done.stdout.split("=== report for ")[1:]
+    assert [r.split(",", 1)[0] for r in reports] == ["shop-1", "shop-2"]
+    for report in reports:
+        sessions = {
+            stage: int(count.replace(",", ""))
+            for stage, count in re.findall(r"^(\w+)\s+([\d,]+)\s", report, flags=re.MULTILINE)
+            if stage in {"page_view", "add_to_cart", "checkout", "purchase"}
+        }
+        assert sessions["page_view"] > 1000
+        assert sessions["page_view"] >= sessions["add_to_cart"] >= sessions["checkout"] > 0
+        assert re.search(r"^Orders\s+[1-9]", report, flags=re.MULTILINE)
+    # Nothing left behind without --keep.
+    assert not (tmp_path / "data" / "chdb").exists()
