@@ -44,6 +44,7 @@ class FunnelProcessor:
         abandoned_topic: str,
         owns: Callable[[int], bool],
         end_offset: Callable[[int], int],
+        settled: Callable[[], bool],
     ) -> None:
         self._table = table
         self._rules = rules
@@ -54,6 +55,7 @@ class FunnelProcessor:
         self._abandoned_topic = abandoned_topic
         self._owns = owns
         self._end_offset = end_offset
+        self._settled = settled
         self._positions: dict[int, int] = {}
         self._partitions: dict[int, tuple[PartitionFunnel, StagedTableStore]] = {}
         # The agent and the idle timer both drive funnels; one at a time, whole batches.
@@ -94,6 +96,9 @@ class FunnelProcessor:
         be replayed in event time, not overtaken by the wall clock.
         """
         async with self._lock:
+            if not self._settled():
+                # Mid-rebalance the table may be half recovered: no state is read or written.
+                return
             now_ms = self._clock()
             await self._complete(
                 [

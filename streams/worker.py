@@ -63,6 +63,7 @@ def build_worker_app(
                 TP(settings.events_topic, partition) in app.consumer.assignment()
             ),
             end_offset=lambda partition: end_offset(app, TP(settings.events_topic, partition)),
+            settled=lambda: not (app.rebalancing or app.in_recovery),
         )
         app.timer(interval=1.0, name="funnel-idle-tick")(processor.tick)
 

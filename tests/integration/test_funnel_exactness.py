@@ -7,6 +7,7 @@ the test itself generated; the workers' answer is read back from their ClickHous
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
 from collections.abc import Callable, Iterable
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,30 +78,34 @@ def expected_answer(messages: Iterable[SimulatedMessage]) -> tuple[Answer, int]:
     return answer, last_event_ms
 
 
+Query = Callable[[str], list[tuple[Any, ...]]]
+
+
 def stored_answer(data_dirs: Iterable[Path]) -> Answer:
     """Union over the workers' databases; a partition that moved left identical rows in both."""
+    return answer_from([functools.partial(query, data_dir) for data_dir in data_dirs])
+
+
+def answer_from(databases: Iterable[Query]) -> Answer:
     stages: set[tuple[str, str, int, int]] = set()
     orders: set[tuple[str, str, int, Decimal, str]] = set()
     carts: dict[tuple[str, str, int], tuple[int, tuple[str, str, int, str, int, int | None]]] = {}
-    for data_dir in data_dirs:
+    for run in databases:
         stages |= {
             (site, session, stage, ms)
-            for site, session, stage, ms in query(
-                data_dir,
+            for site, session, stage, ms in run(
                 "SELECT site_id, session_id, stage, toUnixTimestamp64Milli(reached_at) "
                 "FROM funnel.stage_entries",
             )
         }
         orders |= {
             (site, order, ms, Decimal(value), currency)
-            for site, order, ms, value, currency in query(
-                data_dir,
+            for site, order, ms, value, currency in run(
                 "SELECT site_id, order_id, toUnixTimestamp64Milli(occurred_at), toString(value), "
                 "currency FROM funnel.orders",
             )
         }
-        for site, session, seq, version, status, opened, closed in query(
-            data_dir,
+        for site, session, seq, version, status, opened, closed in run(
             "SELECT site_id, session_id, cart_seq, version, status, "
             "toUnixTimestamp64Milli(opened_at), toUnixTimestamp64Milli(closed_at) FROM funnel.carts",
         ):
