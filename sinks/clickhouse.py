@@ -38,14 +38,17 @@ class ClickHouseConfig:
         return self.dsn.startswith("chdb:")
 
 
-def connect(config: ClickHouseConfig) -> Client:
-    """A client with the database created. Failures come out as `SinkError`."""
+def connect(config: ClickHouseConfig, *, create_database: bool = True) -> Client:
+    """A client, with the database created unless only reading (a read-only user may not).
+
+    Failures come out as `SinkError`."""
     options: dict[str, Any] = {"dsn": config.dsn}
     if not config.embedded:
         options |= {"username": config.user, "password": config.password}
     try:
         client = clickhouse_connect.get_client(**options)
-        client.command(f"CREATE DATABASE IF NOT EXISTS {config.database}")
+        if create_database:
+            client.command(f"CREATE DATABASE IF NOT EXISTS {config.database}")
     except Exception as exc:
         raise translate(exc) from exc
     return client

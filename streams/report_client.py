@@ -12,14 +12,12 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
-import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from sinks.clickhouse import ClickHouseConfig
-from sinks.errors import translate
+from sinks.clickhouse import ClickHouseConfig, connect
+from sinks.errors import SinkError, translate
 from sinks.report import query_report
 from streams.report import Report, ReportRequest, build_report
 from streams.report_server import QUERY_HOST, STORE_HEADER, chdb_path, store_id
@@ -100,16 +98,10 @@ def ask_worker(settings: Settings, request: ReportRequest, path: Path) -> bytes:
 
 
 def _open(config: ClickHouseConfig) -> Client:
-    # Not sinks.clickhouse.connect: a report only reads, so it creates no database and works
-    # with a read-only user.
-    options: dict[str, Any] = {"dsn": config.dsn}
-    if not config.embedded:
-        options |= {"username": config.user, "password": config.password}
     try:
-        client: Client = clickhouse_connect.get_client(**options)
-    except Exception as exc:
-        raise ReportError(f"cannot open ClickHouse: {translate(exc)}") from exc
-    return client
+        return connect(config, create_database=False)
+    except SinkError as exc:
+        raise ReportError(f"cannot open ClickHouse: {exc}") from exc
 
 
 def _run(client: Client, config: ClickHouseConfig, request: ReportRequest) -> Report:
