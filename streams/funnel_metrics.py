@@ -33,6 +33,7 @@ class SiteLabels:
 class FunnelMetrics:
     site: SiteLabels
     rolling: RollingConversion
+    lateness_ms: int
     stage_entries: Counter
     orders: Counter
     revenue: Counter
@@ -45,10 +46,13 @@ class FunnelMetrics:
     time_to_convert: Histogram
 
     @classmethod
-    def create(cls, registry: CollectorRegistry, *, site_label_limit: int) -> FunnelMetrics:
+    def create(
+        cls, registry: CollectorRegistry, *, site_label_limit: int, lateness_ms: int
+    ) -> FunnelMetrics:
         return cls(
             site=SiteLabels(site_label_limit),
             rolling=RollingConversion(),
+            lateness_ms=lateness_ms,
             stage_entries=Counter(
                 "funnel_stage_entries_total", "Sessions reaching a funnel stage.",
                 ["site", "stage"], registry=registry,
@@ -114,10 +118,12 @@ class FunnelMetrics:
         self.open_sessions.labels(label).set(open_sessions)
         self.state_writes.inc(result.sessions_written)
         if result.watermark_ms is not None and result.facts:
-            self._publish_rolling(result.watermark_ms)
+            # Stages are final only up to watermark - lateness: the windows end there, so a
+            # "15m" gauge really holds 15 minutes of entries.
+            self._publish_rolling(result.watermark_ms - self.lateness_ms)
 
     def _publish_rolling(self, event_now_ms: int) -> None:
-        """Gauges of the rolling windows, as of the event-time watermark just reached."""
+        """Gauges of the rolling windows, as of the event time up to which stages are final."""
         totals: dict[tuple[str, str, str], int] = {}
         for site in self.rolling.snapshot(event_now_ms):
             window = _window_label(site.span_ms)

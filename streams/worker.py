@@ -47,7 +47,11 @@ def build_worker_app(
     clock: Clock,
     faust_overrides: Mapping[str, Any] | None = None,
 ) -> faust.App:
-    funnel_metrics = FunnelMetrics.create(registry, site_label_limit=settings.site_label_limit)
+    funnel_metrics = FunnelMetrics.create(
+        registry,
+        site_label_limit=settings.site_label_limit,
+        lateness_ms=settings.lateness_s * 1000,
+    )
 
     def build_processor(app: faust.App, publisher: Publisher) -> FunnelProcessor:
         table = app.Table(SESSIONS_TABLE, key_type=bytes, value_type=bytes)
