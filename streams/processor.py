@@ -1,10 +1,10 @@
 """Wire the pure partition funnels to the Faust table, the ClickHouse sink and the cart topic.
 
-Per batch and partition, in this order: run the funnel (state changes staged), add raw events
-and facts to the sink, flush the sink, then commit the staged state to the changelogged table.
-Offsets are acked only after that (Faust flushes its producer before committing), so a crash
-at any point replays events whose rows are either already in ClickHouse (idempotent) or whose
-state was never written (recomputed identically).
+Per batch, in this order: run each partition's funnel (state changes staged), add raw events
+and facts to the sink, flush the sink once, then send the staged state to the changelogged
+table; the caller waits for those records to be delivered before the offsets are acked. So a
+crash at any point replays events whose rows are either already in ClickHouse (idempotent) or
+whose state was never written (recomputed identically).
 """
 
 from __future__ import annotations
