@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install demo test lint typecheck unit integration schema bench clean
+.PHONY: help install demo test lint typecheck unit integration schema dashboards bench clean
 
 help: ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,8 +39,11 @@ integration: $(STAMP) ## Integration tests (real tansu broker, real chDB)
 schema: $(STAMP) ## Regenerate schemas/event.schema.json from the contract
 	$(BIN)/python -m schemas.jsonschema
 
+dashboards: $(STAMP) ## Regenerate the Grafana dashboard JSON from deploy/grafana/dashgen
+	$(BIN)/python -m deploy.grafana.dashgen
+
 bench: $(STAMP) ## Benchmarks; figures go to BENCHMARKS.md
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m streams.bench $(BENCH_ARGS)
 
 clean: ## Remove the venv, caches and local data
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache .hypothesis
