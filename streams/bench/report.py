@@ -161,7 +161,7 @@ def markdown_row(results: BenchResults) -> str:
         results.started_at[:16].replace("T", " "),
         results.commit or _MISSING,
         machine_text(results),
-        f"{results.options.get('events', 0):,}",
+        f"{results.options.get('events', 0):,}" if results.parts else _MISSING,
         rate("baseline"),
         rate("decode"),
         rate("engine"),
