@@ -28,7 +28,7 @@ from streams.live_view import Progress, Samples, render, scrape, total
 from streams.producer import EventProducer
 from streams.report import DEFAULT_MIN_SESSIONS, ReportRequest
 from streams.report_client import report_output
-from streams.runtime import free_port
+from streams.runtime import free_port, local_worker_env
 from streams.settings import Settings
 from streams.simulate import SimulationConfig
 from streams.simulate_run import SimulationStats, run_simulation
@@ -105,14 +105,13 @@ def _start_worker(
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "FUNNEL_KAFKA_BOOTSTRAP": bootstrap,
-        "FUNNEL_KAFKA_FLAVOR": "tansu",
-        "FUNNEL_DATA_DIR": str(data_dir),
-        "FUNNEL_METRICS_PORT": str(metrics_port),
-        "FUNNEL_METRICS_HOST": "127.0.0.1",
+        **local_worker_env(
+            bootstrap=bootstrap,
+            data_dir=data_dir,
+            partitions=settings.topic_partitions,
+            metrics_port=metrics_port,
+        ),
         "FUNNEL_IDLE_AFTER_S": "2",
-        "FUNNEL_LOG_LEVEL": "WARNING",
-        "FUNNEL_TOPIC_PARTITIONS": str(settings.topic_partitions),
         **DEMO_RULES,
     }
     log = (data_dir / "worker.log").open("ab")

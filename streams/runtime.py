@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -28,6 +29,26 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def local_worker_env(
+    *, bootstrap: str, data_dir: Path, partitions: int, metrics_port: int
+) -> dict[str, str]:
+    """FUNNEL_* variables of a `funnel worker` child on this machine's embedded broker.
+
+    Shared by the demo, the benchmark and the tests; callers add what differs (topics, rules).
+    """
+    return {
+        "FUNNEL_KAFKA_BOOTSTRAP": bootstrap,
+        "FUNNEL_KAFKA_FLAVOR": "tansu",
+        "FUNNEL_TOPIC_PARTITIONS": str(partitions),
+        "FUNNEL_DATA_DIR": str(data_dir),
+        "FUNNEL_METRICS_PORT": str(metrics_port),
+        "FUNNEL_METRICS_HOST": "127.0.0.1",
+        # Several local workers must not fight over the default report port.
+        "FUNNEL_QUERY_PORT": str(free_port()),
+        "FUNNEL_LOG_LEVEL": "WARNING",
+    }
 
 
 def wall_clock_ms() -> int:

@@ -18,7 +18,7 @@ from streams.bench.system import rss_bytes
 from streams.live_view import Samples, scrape
 from streams.report import ReportRequest
 from streams.report_server import QUERY_HOST
-from streams.runtime import free_port
+from streams.runtime import free_port, local_worker_env
 
 # Once a partition has nothing left to read, the worker's 1 s timer lets the wall clock move
 # its watermark after this long; that is what finalises the last sessions of a finite run.
@@ -38,22 +38,21 @@ class BenchWorker(ChildProcess):
     ) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_port = free_port()
-        self.query_port = free_port()
+        local = local_worker_env(
+            bootstrap=bootstrap,
+            data_dir=data_dir,
+            partitions=partitions,
+            metrics_port=self.metrics_port,
+        )
+        self.query_port = int(local["FUNNEL_QUERY_PORT"])
         env = child_env(
             {
-                "FUNNEL_KAFKA_BOOTSTRAP": bootstrap,
-                "FUNNEL_KAFKA_FLAVOR": "tansu",
+                **local,
                 "FUNNEL_APP_ID": app_id,
                 "FUNNEL_EVENTS_TOPIC": events_topic,
                 "FUNNEL_DLQ_TOPIC": f"{app_id}.dlq",
                 "FUNNEL_ABANDONED_TOPIC": f"{app_id}.abandoned",
-                "FUNNEL_TOPIC_PARTITIONS": str(partitions),
-                "FUNNEL_DATA_DIR": str(data_dir),
-                "FUNNEL_METRICS_PORT": str(self.metrics_port),
-                "FUNNEL_METRICS_HOST": "127.0.0.1",
-                "FUNNEL_QUERY_PORT": str(self.query_port),
                 "FUNNEL_IDLE_AFTER_S": str(IDLE_AFTER_S),
-                "FUNNEL_LOG_LEVEL": "WARNING",
                 **rules_env,
             }
         )

@@ -19,7 +19,7 @@ from clickhouse_connect.driver.client import Client
 from streams.live_view import Samples, scrape
 from streams.live_view import total as sample_total
 from streams.producer import EventProducer
-from streams.runtime import free_port
+from streams.runtime import free_port, local_worker_env
 from streams.simulate import SimulatedMessage
 
 
@@ -48,20 +48,18 @@ class PipelineConfig:
     def env(self, *, data_dir: Path, metrics_port: int) -> dict[str, str]:
         return {
             **os.environ,
-            "FUNNEL_KAFKA_BOOTSTRAP": self.bootstrap,
-            "FUNNEL_KAFKA_FLAVOR": "tansu",
+            **local_worker_env(
+                bootstrap=self.bootstrap,
+                data_dir=data_dir,
+                partitions=self.partitions,
+                metrics_port=metrics_port,
+            ),
             "FUNNEL_APP_ID": self.name,
             "FUNNEL_EVENTS_TOPIC": self.events_topic,
             "FUNNEL_DLQ_TOPIC": self.dlq_topic,
             "FUNNEL_ABANDONED_TOPIC": self.abandoned_topic,
-            "FUNNEL_TOPIC_PARTITIONS": str(self.partitions),
-            "FUNNEL_DATA_DIR": str(data_dir),
-            "FUNNEL_METRICS_PORT": str(metrics_port),
-            "FUNNEL_METRICS_HOST": "127.0.0.1",
-            "FUNNEL_QUERY_PORT": str(free_port()),
             "FUNNEL_IDLE_AFTER_S": "2",
             "FUNNEL_COMMIT_INTERVAL_S": "0.5",
-            "FUNNEL_LOG_LEVEL": "WARNING",
             **self.extra_env,
         }
 
