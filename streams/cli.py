@@ -12,17 +12,17 @@ from pathlib import Path
 
 import orjson
 
-from sinks.report import BREAKDOWN_DIMENSIONS, ReportQuery
-from streams.demo import DemoOptions, run_demo
-from streams.incidents import parse_incident
-from streams.kafka_config import aiokafka_security
-from streams.producer import EventProducer, send_lines
-from streams.report import DEFAULT_MIN_SESSIONS, ReportRequest, parse_instant
-from streams.report_client import ReportError, report_output
-from streams.runtime import broker_overrides, ensure_topics, run_migrations, run_worker
+from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery
+from streams.kafka.config import aiokafka_security
+from streams.kafka.producer import EventProducer, send_lines
+from streams.local.demo import DemoOptions, run_demo
+from streams.report.client import ReportError, report_output
+from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest, parse_instant
 from streams.settings import Settings
-from streams.simulate import SimulationConfig
-from streams.simulate_run import run_simulation
+from streams.sim.generator import SimulationConfig
+from streams.sim.incidents import parse_incident
+from streams.sim.sender import run_simulation
+from streams.worker.run import broker_overrides, ensure_topics, run_migrations, run_worker
 
 Command = Callable[[Settings, argparse.Namespace], int]
 

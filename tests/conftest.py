@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from streams.embedded_broker import EmbeddedBroker, install_tansu_compat
+from streams.kafka.tansu_compat import install_tansu_compat
+from streams.local.embedded_broker import EmbeddedBroker
 
 # Kafka topic names allow only these characters (and at most 249 of them).
 _NOT_IN_TOPIC_NAME = re.compile(r"[^a-zA-Z0-9._-]+")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
+from streams.bench.markdown import summary_lines
 from streams.bench.options import parse_options
 from streams.bench.output import write_outputs
-from streams.bench.report import summary_lines
 from streams.bench.run import run_benchmarks
 
 options = parse_options()

@@ -14,8 +14,8 @@ from itertools import islice
 
 from aiokafka.partitioner import murmur2
 
-from streams.demo import MESSAGES_PER_SESSION
-from streams.simulate import SimulatedMessage, SimulationConfig, generate
+from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
+from streams.sim.traffic import MESSAGES_PER_SESSION
 
 SITES = ("shop-1", "shop-2")
 SESSION_RATE = 5.0

@@ -19,7 +19,7 @@ from streams.bench.results import Run
 from streams.funnel.facts import CartChanged, Fact, OrderPlaced, StageReached
 from streams.funnel.partition import Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
-from streams.simulate import SimulatedMessage
+from streams.sim.generator import SimulatedMessage
 
 LIMITS = DecodeLimits()  # the worker's defaults
 BATCH_MAX = 5_000  # events the worker takes per batch (FUNNEL_BATCH_MAX default)

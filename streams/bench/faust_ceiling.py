@@ -20,7 +20,7 @@ import orjson
 from streams.bench.procs import ChildProcess, child_env
 from streams.bench.results import Run
 from streams.bench.stats import STEADY_FROM
-from streams.embedded_broker import TANSU_CLIENT_TIMEOUTS, install_tansu_compat
+from streams.kafka.tansu_compat import TANSU_CLIENT_TIMEOUTS, install_tansu_compat
 
 BATCH_MAX = 5_000
 BATCH_WITHIN_S = 0.25

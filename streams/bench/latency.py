@@ -40,15 +40,15 @@ from streams.bench.procs import BenchError
 from streams.bench.results import LatencyRun
 from streams.bench.stats import fifo_latencies, summarise_latencies
 from streams.bench.worker_proc import IDLE_AFTER_S, BenchWorker, stage_sessions
-from streams.demo import MESSAGES_PER_SESSION
 from streams.funnel.facts import StageReached
 from streams.funnel.partition import PartitionFunnel
 from streams.funnel.rules import FunnelRules
-from streams.live_view import STAGES, total
-from streams.producer import EventProducer
-from streams.simulate import SimulatedMessage, SimulationConfig, generate
-from streams.simulate_run import TokenBucket
-from streams.topics import create_topics
+from streams.kafka.producer import EventProducer
+from streams.kafka.topics import create_topics
+from streams.local.live_view import STAGES, total
+from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
+from streams.sim.sender import TokenBucket
+from streams.sim.traffic import MESSAGES_PER_SESSION
 
 SITE = "bench-latency"
 FILLER_SITE = "bench-filler"

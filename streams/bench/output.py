@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.bench.report import MARKDOWN_HEADER, markdown_row, to_json
+from streams.bench.markdown import MARKDOWN_HEADER, markdown_row, to_json
 from streams.bench.results import BenchResults
 
 

@@ -19,18 +19,19 @@ from streams.bench.baseline import baseline_run
 from streams.bench.engine import Expected, decoded_batches, run_engine, time_decoder
 from streams.bench.faust_ceiling import ceiling_run
 from streams.bench.latency import latency_run
+from streams.bench.markdown import rate_text, seconds_text
 from streams.bench.memory import VARIANTS, memory_run
 from streams.bench.options import BenchOptions
-from streams.bench.report import rate_text, seconds_text
 from streams.bench.results import BenchResults, Latency, LatencyRun, MemoryRun, Part, Run
 from streams.bench.system import git_commit, machine
 from streams.bench.throughput import timeout_s, worker_run
 from streams.bench.worker_proc import IDLE_AFTER_S
-from streams.embedded_broker import EmbeddedBroker, install_tansu_compat
 from streams.funnel.rules import FunnelRules
-from streams.producer import EventProducer
-from streams.simulate import SimulatedMessage
-from streams.topics import create_topics
+from streams.kafka.producer import EventProducer
+from streams.kafka.tansu_compat import install_tansu_compat
+from streams.kafka.topics import create_topics
+from streams.local.embedded_broker import EmbeddedBroker
+from streams.sim.generator import SimulatedMessage
 
 TOPIC = "bench.events"
 THROUGHPUT_PARTS = frozenset({"baseline", "decode", "engine", "faust", "worker"})

@@ -19,7 +19,7 @@ from streams.bench.engine import Expected
 from streams.bench.results import Run
 from streams.bench.stats import steady_rate
 from streams.bench.worker_proc import BenchWorker, stage_sessions
-from streams.live_view import Samples, total
+from streams.local.live_view import Samples, total
 
 # Each scrape costs the worker ~5 ms of CPU: poll slowly through the bulk, then finely for the
 # end, whose moment is the figure.

@@ -12,13 +12,13 @@ from urllib.parse import urlencode
 
 import orjson
 
-from sinks.report import ReportQuery
+from sinks.report_queries import ReportQuery
 from streams.bench.procs import ChildProcess, child_env
 from streams.bench.system import rss_bytes
-from streams.live_view import Samples, scrape
-from streams.report import ReportRequest
-from streams.report_server import QUERY_HOST
-from streams.runtime import free_port, local_worker_env
+from streams.local.live_view import Samples, scrape
+from streams.local.ports import free_port, local_worker_env
+from streams.report.numbers import ReportRequest
+from streams.report.store import QUERY_HOST
 
 # Once a partition has nothing left to read, the worker's 1 s timer lets the wall clock move
 # its watermark after this long; that is what finalises the last sessions of a finite run.

@@ -16,11 +16,11 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from streams.live_view import Samples, scrape
-from streams.live_view import total as sample_total
-from streams.producer import EventProducer
-from streams.runtime import free_port, local_worker_env
-from streams.simulate import SimulatedMessage
+from streams.kafka.producer import EventProducer
+from streams.local.live_view import Samples, scrape
+from streams.local.live_view import total as sample_total
+from streams.local.ports import free_port, local_worker_env
+from streams.sim.generator import SimulatedMessage
 
 
 @dataclass

@@ -25,14 +25,14 @@ from deploy.grafana.dashgen.build import DASHBOARDS
 from deploy.grafana.dashgen.model import Column, Kind, Sql, site_variable
 from schemas.decode import DecodeLimits, Rejection, decode_event
 from sinks.clickhouse import ClickHouseConfig, connect, migrate
-from sinks.report import BREAKDOWN_DIMENSIONS, ReportQuery, query_report
+from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery, query_report
 from sinks.tables import COLUMNS
-from streams.deadletter import SourcePosition, dead_letter
 from streams.funnel.partition import Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
-from streams.ingest import Accepted, RawMessage
-from streams.simulate import SimulationConfig, generate
-from streams.sink_rows import Row, dead_letter_row, fact_row, raw_event_row
+from streams.sim.generator import SimulationConfig, generate
+from streams.worker.dead_letters import SourcePosition, dead_letter
+from streams.worker.ingest import Accepted, RawMessage
+from streams.worker.sink_rows import Row, dead_letter_row, fact_row, raw_event_row
 from tests.unit.funnel.builders import DAY_MS, DictStore, flush
 
 pytestmark = pytest.mark.integration

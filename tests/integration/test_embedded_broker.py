@@ -27,14 +27,9 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.protocol.offset import OffsetRequest
 
-from streams.embedded_broker import (
-    TANSU_CLIENT_TIMEOUTS,
-    ClientTimeouts,
-    EmbeddedBroker,
-    EmbeddedBrokerError,
-    install_tansu_compat,
-)
-from streams.topics import TopicError, create_topics
+from streams.kafka.tansu_compat import TANSU_CLIENT_TIMEOUTS, ClientTimeouts, install_tansu_compat
+from streams.kafka.topics import TopicError, create_topics
+from streams.local.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
 
 pytestmark = pytest.mark.integration
 

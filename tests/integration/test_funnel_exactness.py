@@ -21,10 +21,10 @@ import pytest
 
 from schemas.decode import DecodeLimits, decode_event
 from schemas.event import Event
-from streams.embedded_broker import EmbeddedBroker
 from streams.funnel.rules import FunnelRules
-from streams.simulate import SimulatedMessage, SimulationConfig, generate
-from streams.topics import create_topics
+from streams.kafka.topics import create_topics
+from streams.local.embedded_broker import EmbeddedBroker
+from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce, query
 from tests.unit.funnel.reference import reference
 

@@ -18,10 +18,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.deadletter import MAX_DEAD_LETTER_PAYLOAD
-from streams.embedded_broker import EmbeddedBroker
-from streams.simulate import SimulatedMessage, SimulationConfig, generate
-from streams.topics import create_topics
+from streams.kafka.topics import create_topics
+from streams.local.embedded_broker import EmbeddedBroker
+from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
+from streams.worker.dead_letters import MAX_DEAD_LETTER_PAYLOAD
 from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce, query
 
 pytestmark = pytest.mark.integration

@@ -13,11 +13,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.embedded_broker import EmbeddedBroker
-from streams.producer import EventProducer, ProduceError, send_lines
-from streams.simulate import SimulationConfig, generate
-from streams.simulate_run import run_simulation
-from streams.topics import create_topics
+from streams.kafka.producer import EventProducer, ProduceError, send_lines
+from streams.kafka.topics import create_topics
+from streams.local.embedded_broker import EmbeddedBroker
+from streams.sim.generator import SimulationConfig, generate
+from streams.sim.sender import run_simulation
 
 pytestmark = pytest.mark.integration
 

@@ -36,10 +36,10 @@ import pytest
 import yaml
 
 from streams.cli import build_parser, simulation_config
-from streams.embedded_broker import EmbeddedBroker
-from streams.runtime import free_port
-from streams.simulate import SimulationConfig, generate_events
-from streams.topics import create_topics
+from streams.kafka.topics import create_topics
+from streams.local.embedded_broker import EmbeddedBroker
+from streams.local.ports import free_port
+from streams.sim.generator import SimulationConfig, generate_events
 from tests.integration.pipeline import PipelineConfig, WorkerProcess
 
 pytestmark = pytest.mark.integration

@@ -27,19 +27,19 @@ import pytest
 from schemas.decode import DecodeLimits, Rejection, decode_event
 from schemas.event import Event
 from sinks.clickhouse import ClickHouseConfig, connect, migrate
-from sinks.report import BREAKDOWN_DIMENSIONS, ReportQuery, query_report
+from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery, query_report
 from sinks.tables import COLUMNS
-from streams.deadletter import DeadLetter
-from streams.embedded_broker import EmbeddedBroker
 from streams.funnel.facts import CartStatus, Fact
 from streams.funnel.rules import FunnelRules
-from streams.ingest import Accepted, RawMessage
-from streams.report import ReportRequest, build_report
-from streams.report_view import report_json
-from streams.runtime import free_port
-from streams.simulate import SimulatedMessage, SimulationConfig, generate
-from streams.sink_rows import Row, dead_letter_row, fact_row, raw_event_row
-from streams.topics import create_topics
+from streams.kafka.topics import create_topics
+from streams.local.embedded_broker import EmbeddedBroker
+from streams.local.ports import free_port
+from streams.report.numbers import ReportRequest, build_report
+from streams.report.view import report_json
+from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
+from streams.worker.dead_letters import DeadLetter
+from streams.worker.ingest import Accepted, RawMessage
+from streams.worker.sink_rows import Row, dead_letter_row, fact_row, raw_event_row
 from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce
 from tests.integration.report_reference import World, comparable, expected_report
 from tests.unit.funnel.reference import Expected, reference

@@ -22,10 +22,11 @@ from prometheus_client import CollectorRegistry
 
 from sinks.batch import BatchSink, SinkMetrics
 from sinks.clickhouse import ClickHouseConfig, migrate
-from streams.embedded_broker import TANSU_CLIENT_TIMEOUTS, EmbeddedBroker
-from streams.runtime import wall_clock_ms
+from streams.kafka.tansu_compat import TANSU_CLIENT_TIMEOUTS
+from streams.local.embedded_broker import EmbeddedBroker
 from streams.settings import Settings
-from streams.worker import build_worker_app
+from streams.worker.assembly import build_worker_app
+from streams.worker.run import wall_clock_ms
 from tests.integration.pipeline import PipelineConfig
 from tests.integration.test_funnel_exactness import (
     answer_from,

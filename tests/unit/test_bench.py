@@ -12,9 +12,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from streams.bench.markdown import MARKDOWN_HEADER, markdown_row, summary_lines, targets, to_json
 from streams.bench.options import PARTS, QUICK, parse_options
 from streams.bench.output import append_row
-from streams.bench.report import MARKDOWN_HEADER, markdown_row, summary_lines, targets, to_json
 from streams.bench.results import (
     BenchResults,
     Latency,

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from schemas.decode import DecodeLimits, Rejection, decode_event
-from streams.corrupt import CORRUPTION_KINDS, OVERSIZE_BYTES, corrupt
+from streams.sim.corrupt import CORRUPTION_KINDS, OVERSIZE_BYTES, corrupt
 
 NOW_MS = 1_795_000_000_000
 PAGE_VIEW = {

@@ -19,8 +19,8 @@ from deploy.grafana.dashgen.model import PromQL
 from sinks.batch import SinkMetrics
 from streams.funnel.conversion import RollingConversion
 from streams.funnel.facts import CartStatus, Stage
-from streams.funnel_metrics import FunnelMetrics, _window_label
-from streams.metrics import Metrics
+from streams.worker.funnel_metrics import FunnelMetrics, _window_label
+from streams.worker.ingest_metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "funnel.rules.yml"

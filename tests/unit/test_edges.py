@@ -16,13 +16,18 @@ from pydantic import ValidationError
 from schemas.decode import DecodeLimits, Rejection
 from schemas.event import Event, EventType, Item
 from sinks.tables import COLUMNS
-from streams.deadletter import MAX_DEAD_LETTER_PAYLOAD, DeadLetter, SourcePosition, dead_letter
 from streams.funnel.facts import CartChanged, CartStatus, Dims, OrderPlaced, Stage, StageReached
-from streams.funnel_metrics import SiteLabels
-from streams.ingest import Accepted, Ingestion, PartitionBatch, RawMessage
-from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.sink_rows import dead_letter_row, fact_row, raw_event_row
+from streams.worker.dead_letters import (
+    MAX_DEAD_LETTER_PAYLOAD,
+    DeadLetter,
+    SourcePosition,
+    dead_letter,
+)
+from streams.worker.funnel_metrics import SiteLabels
+from streams.worker.ingest import Accepted, Ingestion, PartitionBatch, RawMessage
+from streams.worker.ingest_metrics import Metrics
+from streams.worker.sink_rows import dead_letter_row, fact_row, raw_event_row
 
 NOW_MS = int(datetime(2026, 11, 24, 12, tzinfo=UTC).timestamp() * 1000)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schemas.event import EventType
-from streams.incidents import Incident, parse_incident, stage_factor
+from streams.sim.incidents import Incident, parse_incident, stage_factor
 
 MOBILE_DE = {"device": "mobile", "country": "DE", "site": "shop-1"}
 

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.event import Device, EventType, Item
-from streams.producer import (
+from streams.kafka.producer import (
     _key_hash,
     build_event,
     format_occurred_at,

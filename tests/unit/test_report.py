@@ -8,7 +8,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from sinks.report import (
+from sinks.report_queries import (
     EMPTY,
     FunnelCounts,
     ReportCounts,
@@ -19,7 +19,7 @@ from sinks.report import (
 )
 from streams.cli import main
 from streams.funnel.facts import Stage
-from streams.report import (
+from streams.report.numbers import (
     ReportRequest,
     average,
     build_report,
@@ -27,7 +27,7 @@ from streams.report import (
     parse_instant,
     summarise,
 )
-from streams.report_view import report_json, report_table
+from streams.report.view import report_json, report_table
 
 START = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 END = START + timedelta(hours=1, seconds=17)

@@ -19,18 +19,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from sinks.batch import BatchSink, SinkMetrics
-from sinks.report import ReportQuery
-from streams.report import ReportRequest
-from streams.report_client import ReportError, in_use, report_output
-from streams.report_server import (
-    STORE_HEADER,
-    ReportServer,
-    report_app,
-    report_services,
-    store_id,
-)
-from streams.runtime import free_port
+from sinks.report_queries import ReportQuery
+from streams.local.ports import free_port
+from streams.report.client import ReportError, in_use, report_output
+from streams.report.numbers import ReportRequest
+from streams.report.store import STORE_HEADER, store_id
 from streams.settings import Settings
+from streams.worker.report_endpoint import ReportServer, report_app, report_services
 
 START = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 REQUEST = ReportRequest(ReportQuery("shop-1", START, START + timedelta(hours=1)), as_json=True)

@@ -18,15 +18,15 @@ from hypothesis import strategies as st
 
 from schemas.decode import DecodeLimits, Rejection, decode_event
 from schemas.event import Device
-from streams.corrupt import CORRUPTION_KINDS
-from streams.incidents import parse_incident
-from streams.simulate import (
+from streams.sim.corrupt import CORRUPTION_KINDS
+from streams.sim.generator import (
     Channel,
     DeviceProfile,
     SimulationConfig,
     generate,
     generate_events,
 )
+from streams.sim.incidents import parse_incident
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 BASE = SimulationConfig(start=START, seed=7, sessions=300)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.simulate import SimulationConfig, generate
-from streams.simulate_run import TokenBucket, run_simulation
+from streams.sim.generator import SimulationConfig, generate
+from streams.sim.sender import TokenBucket, run_simulation
 
 CONFIG = SimulationConfig(
     start=datetime(2026, 11, 20, 10, 0, tzinfo=UTC), seed=5, sessions=200, invalid_rate=0.05

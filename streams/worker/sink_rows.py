@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 
 from schemas.decode import Rejection
-from streams.deadletter import DeadLetter
 from streams.funnel.facts import CartChanged, Dims, Fact, OrderPlaced, StageReached
-from streams.ingest import Accepted, RawMessage
+from streams.worker.dead_letters import DeadLetter
+from streams.worker.ingest import Accepted, RawMessage
 
 Row = tuple[Any, ...]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import faust
 
-from streams.publisher import Publisher
+from streams.worker.publisher import Publisher
 
 
 class StagedTableStore:

@@ -3,67 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry, start_http_server
 
 from sinks.batch import BatchSink, SinkMetrics
-from sinks.clickhouse import ClickHouseConfig, connect, migrate
-from streams.embedded_broker import TANSU_CLIENT_TIMEOUTS, install_tansu_compat
-from streams.kafka_config import aiokafka_security
-from streams.report_server import report_services
+from sinks.clickhouse import connect, migrate
+from streams.kafka.config import aiokafka_security
+from streams.kafka.tansu_compat import TANSU_CLIENT_TIMEOUTS, install_tansu_compat
+from streams.kafka.topics import create_topics
 from streams.settings import Settings
-from streams.topics import create_topics
-from streams.worker import build_worker_app
-
-
-def free_port() -> int:
-    """A loopback port free right now (for local, single-machine runs)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def local_worker_env(
-    *, bootstrap: str, data_dir: Path, partitions: int, metrics_port: int
-) -> dict[str, str]:
-    """FUNNEL_* variables of a `funnel worker` child on this machine's embedded broker.
-
-    Shared by the demo, the benchmark and the tests; callers add what differs (topics, rules).
-    """
-    return {
-        "FUNNEL_KAFKA_BOOTSTRAP": bootstrap,
-        "FUNNEL_KAFKA_FLAVOR": "tansu",
-        "FUNNEL_TOPIC_PARTITIONS": str(partitions),
-        "FUNNEL_DATA_DIR": str(data_dir),
-        "FUNNEL_METRICS_PORT": str(metrics_port),
-        "FUNNEL_METRICS_HOST": "127.0.0.1",
-        # Several local workers must not fight over the default report port.
-        "FUNNEL_QUERY_PORT": str(free_port()),
-        "FUNNEL_LOG_LEVEL": "WARNING",
-    }
+from streams.settings_adapters import clickhouse_config
+from streams.worker.assembly import build_worker_app
+from streams.worker.report_endpoint import report_services
 
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def clickhouse_config(settings: Settings) -> ClickHouseConfig:
-    return ClickHouseConfig(
-        dsn=settings.resolved_clickhouse_dsn,
-        database=settings.clickhouse_database,
-        user=settings.clickhouse_user,
-        password=settings.clickhouse_password.get_secret_value(),
-        raw_ttl_days=settings.raw_ttl_days,
-        aggregate_ttl_days=settings.aggregate_ttl_days,
-    )
 
 
 def broker_overrides(settings: Settings) -> Mapping[str, Any]:

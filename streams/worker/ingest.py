@@ -9,8 +9,8 @@ from typing import Protocol
 
 from schemas.decode import DecodeLimits, Rejection, decode_event
 from schemas.event import Event
-from streams.deadletter import DeadLetter, SourcePosition, dead_letter
-from streams.metrics import Metrics
+from streams.worker.dead_letters import DeadLetter, SourcePosition, dead_letter
+from streams.worker.ingest_metrics import Metrics
 
 Clock = Callable[[], int]
 """Wall clock in epoch milliseconds; injected so tests control time."""

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 
-from streams.producer import RawSender
-from streams.simulate import SimulatedMessage, SimulationConfig, generate
+from streams.kafka.producer import RawSender
+from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 
 # When rate-limited, send about this often so traffic is smooth, not a burst per second.
 _SENDS_PER_SECOND = 20

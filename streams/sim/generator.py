@@ -2,7 +2,7 @@
 
 Everything is a function of `SimulationConfig` (seed and injected start time included), so a
 run can be replayed exactly and its funnel numbers recomputed. Session behaviour lives in
-`streams.shopper`, the knobs in `streams.traffic`; this module arranges sessions in event
+`streams.sim.shopper`, the knobs in `streams.sim.traffic`; this module arranges sessions in event
 time and in delivery order.
 """
 
@@ -18,9 +18,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from streams.corrupt import CORRUPTION_KINDS, corrupt
-from streams.shopper import SessionPlanner
-from streams.traffic import Channel, DeviceProfile, SimulationConfig
+from streams.sim.corrupt import CORRUPTION_KINDS, corrupt
+from streams.sim.shopper import SessionPlanner
+from streams.sim.traffic import Channel, DeviceProfile, SimulationConfig
 
 __all__ = [
     "Channel",

@@ -18,12 +18,12 @@ from clickhouse_connect.driver.client import Client
 
 from sinks.clickhouse import ClickHouseConfig, connect
 from sinks.errors import SinkError, translate
-from sinks.report import query_report
-from streams.report import Report, ReportRequest, build_report
-from streams.report_server import QUERY_HOST, STORE_HEADER, chdb_path, store_id
-from streams.report_view import render
-from streams.runtime import clickhouse_config
+from sinks.report_queries import query_report
+from streams.report.numbers import Report, ReportRequest, build_report
+from streams.report.store import QUERY_HOST, STORE_HEADER, chdb_path, store_id
+from streams.report.view import render
 from streams.settings import Settings
+from streams.settings_adapters import clickhouse_config
 
 
 class ReportError(Exception):

@@ -8,7 +8,7 @@ import orjson
 
 from streams.funnel.conversion import StepConversion
 from streams.funnel.facts import Stage
-from streams.report import FunnelSummary, Report, ratio
+from streams.report.numbers import FunnelSummary, Report, ratio
 
 WIDTH = 80
 

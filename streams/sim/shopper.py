@@ -16,8 +16,8 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from schemas.event import EventType
-from streams.incidents import stage_factor
-from streams.traffic import SimulationConfig
+from streams.sim.incidents import stage_factor
+from streams.sim.traffic import SimulationConfig
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)

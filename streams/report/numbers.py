@@ -1,6 +1,6 @@
 """The report's derived numbers (conversions, worst step, money) from the counts SQL returns.
 
-Pure: the numbers come in as `sinks.report.ReportCounts`, time comes in with the request.
+Pure: the numbers come in as `sinks.report_queries.ReportCounts`, time comes in with the request.
 Money is exact: revenue is summed as decimals in ClickHouse and rounded here, once, to cents
 (banker's rounding, like the ledger); AOV divides the exact revenue, not the rounded one.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
-from sinks.report import FunnelCounts, ReportCounts, ReportQuery
+from sinks.report_queries import FunnelCounts, ReportCounts, ReportQuery
 from streams.funnel.conversion import StepConversion, step_conversions, worst_step
 
 DEFAULT_MIN_SESSIONS = 30

@@ -6,7 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from schemas.event import Device
-from streams.incidents import Incident
+from streams.sim.incidents import Incident
+
+# Mean messages per simulated session with the default traffic mix; it turns a message rate
+# into a session rate so that event time runs at wall-clock speed.
+MESSAGES_PER_SESSION = 3.4
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,22 +21,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from sinks.report import ReportQuery
-from streams.embedded_broker import EmbeddedBroker, install_tansu_compat
-from streams.incidents import parse_incident
-from streams.live_view import Progress, Samples, render, scrape, total
-from streams.producer import EventProducer
-from streams.report import DEFAULT_MIN_SESSIONS, ReportRequest
-from streams.report_client import report_output
-from streams.runtime import free_port, local_worker_env
+from sinks.report_queries import ReportQuery
+from streams.kafka.producer import EventProducer
+from streams.kafka.tansu_compat import install_tansu_compat
+from streams.kafka.topics import create_topics
+from streams.local.embedded_broker import EmbeddedBroker
+from streams.local.live_view import Progress, Samples, render, scrape, total
+from streams.local.ports import free_port, local_worker_env
+from streams.report.client import report_output
+from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest
 from streams.settings import Settings
-from streams.simulate import SimulationConfig
-from streams.simulate_run import SimulationStats, run_simulation
-from streams.topics import create_topics
+from streams.sim.generator import SimulationConfig
+from streams.sim.incidents import parse_incident
+from streams.sim.sender import SimulationStats, run_simulation
+from streams.sim.traffic import MESSAGES_PER_SESSION
 
-# Mean messages per simulated session with the default traffic mix; it turns a message rate
-# into a session rate so that event time runs at wall-clock speed.
-MESSAGES_PER_SESSION = 3.4
 DEMO_RULES = {"FUNNEL_LATENESS_S": "5", "FUNNEL_ABANDONMENT_TIMEOUT_S": "20"}
 
 

@@ -1,0 +1,34 @@
+"""Loopback ports and `funnel worker` children for local, single-machine runs."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A loopback port free right now (for local, single-machine runs)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def local_worker_env(
+    *, bootstrap: str, data_dir: Path, partitions: int, metrics_port: int
+) -> dict[str, str]:
+    """FUNNEL_* variables of a `funnel worker` child on this machine's embedded broker.
+
+    Shared by the demo, the benchmark and the tests; callers add what differs (topics, rules).
+    """
+    return {
+        "FUNNEL_KAFKA_BOOTSTRAP": bootstrap,
+        "FUNNEL_KAFKA_FLAVOR": "tansu",
+        "FUNNEL_TOPIC_PARTITIONS": str(partitions),
+        "FUNNEL_DATA_DIR": str(data_dir),
+        "FUNNEL_METRICS_PORT": str(metrics_port),
+        "FUNNEL_METRICS_HOST": "127.0.0.1",
+        # Several local workers must not fight over the default report port.
+        "FUNNEL_QUERY_PORT": str(free_port()),
+        "FUNNEL_LOG_LEVEL": "WARNING",
+    }
