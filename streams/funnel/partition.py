@@ -1,8 +1,13 @@
 """The funnel of one Kafka partition: watermark, lateness, and when each session must be finalised.
 
 Rules (the product definition, on top of those in ``session``):
-- Watermark: the max, over accepted events, of min(occurred_at, kafka_timestamp + max_skew). The
-  cap stops one future-dated event from making everything after it late.
+- Watermark: the max, over accepted events, of min(occurred_at, observed + max_skew), where
+  ``observed`` is what the worker saw: the earlier of the Kafka timestamp (set by the producer's
+  clock) and the worker's wall clock at consumption. So a storefront whose clock runs hours fast
+  can neither make honest events late nor abandon carts early; its event is still accepted at its
+  own time, and flagged future-dated (``is_future``).
+- Limits: an event that would take its session past ``SessionLimits`` is CAPPED: not added to
+  the session, but still evidence of time (it moves the watermark like an accepted one).
 - Bound = watermark - lateness. An event with occurred_at < bound (watermark before the event) is
   LATE and changes nothing. Pending events before the bound are finalised at the end of each batch.
   Since no accepted event is ever before a bound already reached, the facts do not depend on where
@@ -32,14 +37,17 @@ import orjson
 from schemas.event import Event
 from streams.funnel.codec import decode_state
 from streams.funnel.facts import Fact
-from streams.funnel.rules import FunnelRules
+from streams.funnel.rules import FunnelRules, SessionLimits
 from streams.funnel.session import (
     SessionState,
     accept,
+    capped,
+    close_bound,
     expired,
     finalise,
     is_behind,
     is_duplicate,
+    is_new_visit,
     wake_after,
 )
 from streams.funnel.store import (
@@ -58,6 +66,12 @@ class Outcome(enum.Enum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     LATE = "late"
+    CAPPED = "capped"
+
+
+def is_future(event: Event, observed_ms: int, rules: FunnelRules) -> bool:
+    """Whether the event's clock runs further ahead of what the worker observed than allowed."""
+    return event.occurred_at_ms > observed_ms + rules.max_skew_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +91,16 @@ class PartitionFunnel:
     """
 
     def __init__(
-        self, store: SessionStore, rules: FunnelRules | None = None, *, warm_sessions: int = 1024
+        self,
+        store: SessionStore,
+        rules: FunnelRules | None = None,
+        *,
+        limits: SessionLimits | None = None,
+        warm_sessions: int = 1024,
     ) -> None:
         self._store = store
         self._rules = rules if rules is not None else FunnelRules()
+        self._limits = limits if limits is not None else SessionLimits()
         self._warm = WarmStates(warm_sessions)
         self._watermark: int | None = None
         self._idle_since: int | None = None
@@ -99,7 +119,8 @@ class PartitionFunnel:
         return len(self._wake)
 
     def process_batch(self, events: Sequence[tuple[Event, int]]) -> BatchResult:
-        """Process (event, kafka_timestamp_ms) pairs in offset order."""
+        """Process (event, observed_ms) pairs in offset order; ``observed_ms`` is the earlier of
+        the Kafka timestamp and the worker's wall clock when it consumed the event."""
         if events:
             self._idle_since = None
         watermark_before = self._watermark
@@ -122,14 +143,21 @@ class PartitionFunnel:
     def _bound(self) -> int | None:
         return None if self._watermark is None else self._watermark - self._rules.lateness_ms
 
-    def _offer(self, batch: BatchView, event: Event, kafka_ts: int, facts: list[Fact]) -> Outcome:
+    def _offer(
+        self, batch: BatchView, event: Event, observed_ms: int, facts: list[Fact]
+    ) -> Outcome:
         key = session_key(event.site_id, event.session_id)
         state = batch.get(key)
         bound = self._bound()
-        if state is not None and bound is not None and expired(state, bound, self._rules):
-            # Expire now rather than at the end of the batch, so that a reused session id
-            # starts a new session whatever the batch boundaries.
-            facts += finalise(state, event.site_id, event.session_id, bound, self._rules)
+        floor = None
+        if state is not None and (
+            (bound is not None and expired(state, bound, self._rules))
+            or is_new_visit(state, event, self._rules)
+        ):
+            # Close the old session now, on event times alone: a reused session id starts a
+            # new session whatever the batch boundaries and whether idle ticks expired it.
+            floor = close_bound(state, self._rules)
+            facts += finalise(state, event.site_id, event.session_id, floor, self._rules)
             batch.expire(key)
             state = None
         if is_duplicate(state, event):
@@ -137,11 +165,14 @@ class PartitionFunnel:
         t = event.occurred_at_ms
         if (bound is not None and t < bound) or is_behind(state, event):
             return Outcome.LATE
-        batch.put(key, accept(state, event))
-        mark = min(t, kafka_ts + self._rules.max_skew_ms)
+        outcome = Outcome.CAPPED
+        if not capped(state, event, self._limits):
+            batch.put(key, accept(state, event, floor_ms=floor))
+            outcome = Outcome.ACCEPTED
+        mark = min(t, observed_ms + self._rules.max_skew_ms)
         if self._watermark is None or mark > self._watermark:
             self._watermark = mark
-        return Outcome.ACCEPTED
+        return outcome
 
     def _finish(
         self,

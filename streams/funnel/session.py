@@ -1,8 +1,12 @@
 """The funnel state of one session and the pure functions that move it forward.
 
 Product definitions:
-- A session is (site_id, session_id). Its state lives until it expires (see ``expired``); a
-  session_id that shows up again after that starts a NEW session (new stages, carts, dedup set).
+- A session is (site_id, session_id, start). An event more than the retention (see
+  ``FunnelRules.retention_ms``) after the session's latest event starts a NEW session with the
+  same id (new stages, carts, dedup set): decided by event times alone, whether or not the old
+  state already expired. ``start`` is the time of the session's earliest event (fixed once its
+  first event is final: later events are never earlier); it tells reused ids apart downstream.
+- Size: a session holds at most ``SessionLimits``; past them it is capped (see ``capped``).
 - Duplicates: an event whose event_id the session has already accepted changes nothing; the
   dedup horizon is the life of the state, which is at least the conversion window W. A purchase
   whose order_id the session already counted changes nothing either (a purchase without an
@@ -42,7 +46,7 @@ from streams.funnel.facts import (
     Stage,
     StageReached,
 )
-from streams.funnel.rules import FunnelRules
+from streams.funnel.rules import FunnelRules, SessionLimits
 
 TIE_RANK: dict[EventType, int] = {
     EventType.PAGE_VIEW: 0,
@@ -81,6 +85,13 @@ class Pending:
 @dataclass(slots=True)
 class SessionState:
     last_event_ms: int  # latest occurred_at accepted; drives expiry
+    # Earliest event time, set when the first event is finalised; 0 for a state kept from
+    # before sessions had a start (its rows were written with 0 too).
+    start_ms: int | None = None
+    # Size accounting against SessionLimits, over the session's life.
+    events: int = 0
+    item_lines: int = 0
+    state_bytes: int = 0
     seen: set[int] = field(default_factory=set)  # id_hash of every accepted event_id
     pending: list[Pending] = field(default_factory=list)  # sorted by Pending.sort_key
     final_bound_ms: int | None = None  # events before this bound have been finalised
@@ -93,6 +104,59 @@ class SessionState:
 
 def is_duplicate(state: SessionState | None, event: Event) -> bool:
     return state is not None and id_hash(event.event_id) in state.seen
+
+
+def is_new_visit(state: SessionState, event: Event, rules: FunnelRules) -> bool:
+    """True if the event comes more than the retention after the session's latest event."""
+    return event.occurred_at_ms > state.last_event_ms + rules.retention_ms
+
+
+def close_bound(state: SessionState, rules: FunnelRules) -> int:
+    """A bound that finalises all of a session and its cart: what expiry finalises it with."""
+    return state.last_event_ms + rules.retention_ms + 1
+
+
+def event_bytes(event: Event, *, with_dims: bool) -> int:
+    """Upper estimate of what accepting the event adds to the encoded state, in bytes.
+
+    Counts its remembered id, its pending entry (later its cart lines, never larger) and, while
+    the session has no first touch yet, its dims. Strings count twice their UTF-8 size, a margin
+    for JSON escapes.
+    """
+    size = 64 + _text(event.event_id) + _text(event.user_id) + _text(event.order_id)
+    if event.value is not None:
+        size += 24
+    for line in event.items:
+        size += 40 + _text(line.sku)
+    if with_dims:
+        size += sum(
+            _text(text)
+            for text in (
+                event.utm_source,
+                event.utm_medium,
+                event.utm_campaign,
+                event.country,
+                event.variant,
+            )
+        )
+    return size
+
+
+def _text(text: str | None) -> int:
+    return 0 if text is None else 2 * len(text.encode()) + 2
+
+
+def capped(state: SessionState | None, event: Event, limits: SessionLimits) -> bool:
+    """True if accepting the event would take the session past one of its limits."""
+    if state is None:
+        state = SessionState(last_event_ms=event.occurred_at_ms)
+    return (
+        state.events + 1 > limits.max_events
+        or state.item_lines + len(event.items) > limits.max_item_lines
+        or len(state.pending) + 1 > limits.max_pending
+        or state.state_bytes + event_bytes(event, with_dims=state.dims is None)
+        > limits.max_state_bytes
+    )
 
 
 def is_behind(state: SessionState | None, event: Event) -> bool:
@@ -108,11 +172,20 @@ def is_behind(state: SessionState | None, event: Event) -> bool:
     )
 
 
-def accept(state: SessionState | None, event: Event) -> SessionState:
-    """Add a new (not duplicate, not late) event to the session's pending events."""
+def accept(
+    state: SessionState | None, event: Event, *, floor_ms: int | None = None
+) -> SessionState:
+    """Add a new (not duplicate, not late, not capped) event to the session's pending events.
+
+    ``floor_ms``: for a new session that follows an earlier one with the same id, the bound that
+    closed the earlier one; events before it belong to that session and are late for this one.
+    """
     t = event.occurred_at_ms
     if state is None:
-        state = SessionState(last_event_ms=t)
+        state = SessionState(last_event_ms=t, final_bound_ms=floor_ms)
+    state.events += 1
+    state.item_lines += len(event.items)
+    state.state_bytes += event_bytes(event, with_dims=state.dims is None)
     state.seen.add(id_hash(event.event_id))
     state.last_event_ms = max(state.last_event_ms, t)
     pending = Pending(
@@ -143,6 +216,8 @@ def finalise(
         return []
     cut = bisect.bisect_left(state.pending, bound_ms, key=lambda p: p.occurred_at_ms)
     ready, state.pending = state.pending[:cut], state.pending[cut:]
+    if ready and state.start_ms is None:
+        state.start_ms = ready[0].occurred_at_ms
     out = _Emitter(state, site_id, session_id)
     for event in ready:
         out.abandon_if_due(event.occurred_at_ms, rules)
@@ -184,6 +259,12 @@ class _Emitter:
         self.facts: list[Fact] = []
 
     @property
+    def start_ms(self) -> int:
+        # Set by finalise before any event is applied, so before any fact.
+        assert self.state.start_ms is not None
+        return self.state.start_ms
+
+    @property
     def dims(self) -> Dims:
         # Facts only follow an applied event, and the first one set the first touch.
         assert self.state.dims is not None
@@ -194,6 +275,7 @@ class _Emitter:
             StageReached(
                 site_id=self.site_id,
                 session_id=self.session_id,
+                session_start_ms=self.start_ms,
                 user_id=self.state.user_id,
                 dims=self.dims,
                 stage=stage,
@@ -209,6 +291,7 @@ class _Emitter:
             OrderPlaced(
                 site_id=self.site_id,
                 session_id=self.session_id,
+                session_start_ms=self.start_ms,
                 user_id=s.user_id,
                 dims=self.dims,
                 order_id=order_id,
@@ -226,6 +309,7 @@ class _Emitter:
             CartChanged(
                 site_id=self.site_id,
                 session_id=self.session_id,
+                session_start_ms=self.start_ms,
                 user_id=s.user_id,
                 dims=self.dims,
                 cart_seq=cart.seq,

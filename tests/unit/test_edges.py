@@ -170,9 +170,9 @@ def test_rows_have_the_table_widths() -> None:
     accepted = Accepted(event, message(0, 1, event_json("e")))
     assert len(raw_event_row(accepted, late=False)) == len(COLUMNS["events_raw"])
     facts = [
-        StageReached("shop", "s", None, dims, Stage.PURCHASE, NOW_MS, 1000),
-        OrderPlaced("shop", "s", "u", dims, "o", NOW_MS, Decimal("5"), "EUR", 1, True),
-        CartChanged("shop", "s", None, dims, 1, CartStatus.ABANDONED, NOW_MS, NOW_MS + 1, None,
+        StageReached("shop", "s", 0, None, dims, Stage.PURCHASE, NOW_MS, 1000),
+        OrderPlaced("shop", "s", 0, "u", dims, "o", NOW_MS, Decimal("5"), "EUR", 1, True),
+        CartChanged("shop", "s", 0, None, dims, 1, CartStatus.ABANDONED, NOW_MS, NOW_MS + 1, None,
                     Decimal("5"), "EUR", (Item("a", 1, Decimal("5")),), Stage.CHECKOUT),
     ]  # fmt: skip
     for fact in facts:
