@@ -8,8 +8,8 @@ Identities (what a downstream upsert table keys on):
 - ``StageReached``: (site_id, session_id, session_start_ms, stage). Once per session and stage.
 - ``OrderPlaced``: (site_id, order_id). A purchase counts as an order even without a checkout.
 - ``CartChanged``: (site_id, session_id, session_start_ms, cart_seq), with ``status`` as the row
-  version: every transition emits the full cart row, and the int value of ``CartStatus`` only grows along any
-  path (OPEN -> CONVERTED, OPEN -> ABANDONED -> RECOVERED).
+  version: every transition emits the full cart row, and the int value of ``CartStatus`` only
+  grows along any path (OPEN -> CONVERTED, OPEN -> ABANDONED -> RECOVERED).
 """
 
 from __future__ import annotations
