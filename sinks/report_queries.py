@@ -3,9 +3,10 @@
 Every table may hold a replayed row next to the original until a background merge collapses
 them, so each query deduplicates by the table's key itself and is exact before and after merges:
 
-- stages: ``uniqExact(session_id)`` per stage (a session reaches a stage once);
+- stages: ``uniqExact(session_id, session_start)`` per stage (a session reaches a stage once; a
+  session_id reused after expiry is another session, with another start);
 - orders: one per (site_id, order_id), its earliest row (``argMin`` by ``occurred_at``);
-- carts: one per (site_id, session_id, cart_seq), its latest version (``argMax`` by ``version``);
+- carts: one per (site_id, session_id, session_start, cart_seq), its latest version (``argMax`` by ``version``);
 - late events: distinct (session_id, event_id);
 - dead letters: one per source position, at its latest ``rejected_at`` (the row a merge keeps,
   since a replay rejects again later).
@@ -148,7 +149,7 @@ def _sessions(
     sessions: dict[str, list[int]] = {}
     for value, stage, count in _rows(
         client,
-        f"SELECT {key} AS key, stage, uniqExact(session_id) FROM {db}.stage_entries "
+        f"SELECT {key} AS key, stage, uniqExact(session_id, session_start) FROM {db}.stage_entries "
         f"WHERE site_id = {{site:String}} AND {_IN_RANGE.format(column='reached_at')} "
         "GROUP BY key, stage",
         params,
@@ -190,7 +191,7 @@ def _carts(
         f"  SELECT argMax(status, version) AS final, argMax({key}, version) AS key"
         f"  FROM {db}.carts WHERE site_id = {{site:String}}"
         f"    AND {_IN_RANGE.format(column='opened_at')}"
-        "  GROUP BY session_id, cart_seq"
+        "  GROUP BY session_id, session_start, cart_seq"
         ") GROUP BY key",
         params,
     )

@@ -72,6 +72,19 @@ class Settings(BaseSettings):
     idle_after_s: float = Field(
         30.0, gt=0, description="Idle partitions advance their watermark with the wall clock after"
     )
+    max_clock_skew_s: int = Field(
+        60, ge=0, description="Event clock may run this far ahead of the worker's before flagged"
+    )
+    session_max_events: int = Field(5_000, ge=1, description="Events one session may hold")
+    session_max_item_lines: int = Field(
+        1_000, ge=1, description="Item lines over one session's events"
+    )
+    session_max_pending: int = Field(
+        2_000, ge=1, description="Events one session may hold waiting for the watermark"
+    )
+    session_max_state_bytes: int = Field(
+        524_288, ge=1, le=900_000, description="Estimated encoded state of one session, bytes"
+    )
     site_label_limit: int = Field(50, ge=1, description="Sites with own metric labels; rest: other")
 
     # Operations

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from sinks.batch import BatchSink
 from streams.settings import Settings
-from streams.settings_adapters import funnel_rules
+from streams.settings_adapters import funnel_rules, session_limits
 from streams.worker.app import create_app
 from streams.worker.funnel_metrics import FunnelMetrics
 from streams.worker.ingest import Clock
@@ -49,6 +49,7 @@ def build_worker_app(
         processor = FunnelProcessor(
             table=table,
             rules=funnel_rules(settings),
+            limits=session_limits(settings),
             sink=sink,
             metrics=funnel_metrics,
             clock=clock,

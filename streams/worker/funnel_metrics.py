@@ -44,6 +44,8 @@ class FunnelMetrics:
     state_writes: Counter
     rolling_stage_sessions: Gauge
     time_to_convert: Histogram
+    events_future: Counter
+    session_capped: Counter
 
     @classmethod
     def create(
@@ -92,6 +94,17 @@ class FunnelMetrics:
             time_to_convert=Histogram(
                 "funnel_time_to_convert_seconds", "First page view to purchase, per session.",
                 ["site"], buckets=TIME_TO_CONVERT_BUCKETS_S, registry=registry,
+            ),
+            events_future=Counter(
+                "funnel_events_future_total",
+                "Events whose clock ran ahead of what the worker observed by more than the skew "
+                "allowed (accepted at their own time; they do not move the watermark past it).",
+                ["site"], registry=registry,
+            ),
+            session_capped=Counter(
+                "funnel_session_capped_total",
+                "Events not added to their session because it was at its size limits.",
+                ["site"], registry=registry,
             ),
         )  # fmt: skip
 

@@ -18,12 +18,12 @@ import faust
 from schemas.decode import Rejection
 from sinks.batch import BatchSink
 from streams.funnel.facts import CartChanged, CartStatus, Fact
-from streams.funnel.partition import BatchResult, Outcome, PartitionFunnel
-from streams.funnel.rules import FunnelRules
+from streams.funnel.partition import BatchResult, Outcome, PartitionFunnel, is_future
+from streams.funnel.rules import FunnelRules, SessionLimits
 from streams.worker.abandoned_carts import abandoned_cart_message
 from streams.worker.dead_letters import DeadLetter
 from streams.worker.funnel_metrics import FunnelMetrics
-from streams.worker.ingest import Clock, PartitionBatch, RawMessage
+from streams.worker.ingest import Accepted, Clock, PartitionBatch, RawMessage
 from streams.worker.publisher import Publisher
 from streams.worker.sink_rows import dead_letter_row, fact_row, raw_event_row
 from streams.worker.table_store import StagedTableStore
@@ -37,6 +37,7 @@ class FunnelProcessor:
         *,
         table: faust.types.TableT[Any, Any],
         rules: FunnelRules,
+        limits: SessionLimits,
         sink: BatchSink,
         metrics: FunnelMetrics,
         clock: Clock,
@@ -48,6 +49,7 @@ class FunnelProcessor:
     ) -> None:
         self._table = table
         self._rules = rules
+        self._limits = limits
         self._sink = sink
         self._metrics = metrics
         self._clock = clock
@@ -63,6 +65,9 @@ class FunnelProcessor:
 
     async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[str]]:
         async with self._lock:
+            # Producers stamp Kafka timestamps with their own clocks: the worker's own clock at
+            # consumption bounds how far one storefront can push event time (see partition).
+            now_ms = self._clock()
             outcomes: dict[int, list[str]] = {}
             results: list[tuple[int, BatchResult]] = []
             for partition, (accepted, last_offset) in batch.items():
@@ -73,16 +78,28 @@ class FunnelProcessor:
                     continue
                 self._positions[partition] = last_offset + 1
                 funnel, _ = self._partition(partition)
-                result = funnel.process_batch([(a.event, a.message.timestamp_ms) for a in accepted])
-                for item, outcome in zip(accepted, result.outcomes, strict=True):
-                    # Duplicates are already stored under their key; late ones are kept, flagged.
-                    if outcome is not Outcome.DUPLICATE:
-                        row = raw_event_row(item, late=outcome is Outcome.LATE)
-                        self._sink.add("events_raw", row)
+                observed = [min(a.message.timestamp_ms, now_ms) for a in accepted]
+                result = funnel.process_batch(
+                    [(a.event, seen) for a, seen in zip(accepted, observed, strict=True)]
+                )
+                for item, seen, outcome in zip(accepted, observed, result.outcomes, strict=True):
+                    self._record_raw(item, seen, outcome)
                 outcomes[partition] = [outcome.value for outcome in result.outcomes]
                 results.append((partition, result))
             await self._complete(results)
             return outcomes
+
+    def _record_raw(self, item: Accepted, observed_ms: int, outcome: Outcome) -> None:
+        # Duplicates are already stored under their key; late and capped ones are kept, flagged.
+        if outcome is Outcome.DUPLICATE:
+            return
+        future = is_future(item.event, observed_ms, self._rules)
+        site = self._metrics.site(item.event.site_id)
+        if future:
+            self._metrics.events_future.labels(site).inc()
+        if outcome is Outcome.CAPPED:
+            self._metrics.session_capped.labels(site).inc()
+        self._sink.add("events_raw", raw_event_row(item, outcome, future=future))
 
     def record_dead_letter(
         self, message: RawMessage, letter: DeadLetter, rejection: Rejection
@@ -123,7 +140,7 @@ class FunnelProcessor:
         entry = self._partitions.get(partition)
         if entry is None:
             store = StagedTableStore(self._table, partition)
-            entry = (PartitionFunnel(store, self._rules), store)
+            entry = (PartitionFunnel(store, self._rules, limits=self._limits), store)
             self._partitions[partition] = entry
         return entry
 

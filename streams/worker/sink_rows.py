@@ -8,6 +8,7 @@ import orjson
 
 from schemas.decode import Rejection
 from streams.funnel.facts import CartChanged, Dims, Fact, OrderPlaced, StageReached
+from streams.funnel.partition import Outcome
 from streams.worker.dead_letters import DeadLetter
 from streams.worker.ingest import Accepted, RawMessage
 
@@ -25,7 +26,8 @@ def _dims(dims: Dims) -> tuple[str, ...]:
     )
 
 
-def raw_event_row(accepted: Accepted, *, late: bool) -> Row:
+def raw_event_row(accepted: Accepted, outcome: Outcome, *, future: bool = False) -> Row:
+    """A raw event row; ``future``: its clock ran ahead of what the worker observed."""
     event, message = accepted.event, accepted.message
     return (
         event.site_id,
@@ -34,7 +36,9 @@ def raw_event_row(accepted: Accepted, *, late: bool) -> Row:
         event.event_type.value,
         event.occurred_at_ms,
         message.timestamp_ms,
-        late,
+        outcome is Outcome.LATE,
+        future,
+        outcome is Outcome.CAPPED,
         event.user_id or "",
         event.utm_source or "",
         event.utm_medium or "",
@@ -77,6 +81,7 @@ def fact_row(fact: Fact) -> tuple[str, Row]:
                 int(fact.stage),
                 fact.reached_at_ms,
                 fact.session_id,
+                fact.session_start_ms,
                 fact.user_id or "",
                 *_dims(fact.dims),
                 fact.time_to_convert_ms,
@@ -87,6 +92,7 @@ def fact_row(fact: Fact) -> tuple[str, Row]:
                 fact.order_id,
                 fact.occurred_at_ms,
                 fact.session_id,
+                fact.session_start_ms,
                 fact.user_id or "",
                 fact.value,
                 fact.currency or "",
@@ -98,6 +104,7 @@ def fact_row(fact: Fact) -> tuple[str, Row]:
             return "carts", (
                 fact.site_id,
                 fact.session_id,
+                fact.session_start_ms,
                 fact.cart_seq,
                 int(fact.status),
                 fact.status.name.lower(),

@@ -17,6 +17,7 @@ from schemas.decode import DecodeLimits, Rejection
 from schemas.event import Event, EventType, Item
 from sinks.tables import COLUMNS
 from streams.funnel.facts import CartChanged, CartStatus, Dims, OrderPlaced, Stage, StageReached
+from streams.funnel.partition import Outcome
 from streams.settings import Settings
 from streams.worker.dead_letters import (
     MAX_DEAD_LETTER_PAYLOAD,
@@ -168,7 +169,7 @@ def test_rows_have_the_table_widths() -> None:
     event = Event("e", EventType.PURCHASE, NOW_MS, "shop", "s", value=Decimal("5"), currency="EUR",
                   order_id="o", items=(Item("a", 1, Decimal("5")),))  # fmt: skip
     accepted = Accepted(event, message(0, 1, event_json("e")))
-    assert len(raw_event_row(accepted, late=False)) == len(COLUMNS["events_raw"])
+    assert len(raw_event_row(accepted, Outcome.ACCEPTED)) == len(COLUMNS["events_raw"])
     facts = [
         StageReached("shop", "s", 0, None, dims, Stage.PURCHASE, NOW_MS, 1000),
         OrderPlaced("shop", "s", 0, "u", dims, "o", NOW_MS, Decimal("5"), "EUR", 1, True),
