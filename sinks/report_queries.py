@@ -6,7 +6,8 @@ them, so each query deduplicates by the table's key itself and is exact before a
 - stages: ``uniqExact(session_id, session_start)`` per stage (a session reaches a stage once; a
   session_id reused after expiry is another session, with another start);
 - orders: one per (site_id, order_id), its earliest row (``argMin`` by ``occurred_at``);
-- carts: one per (site_id, session_id, session_start, cart_seq), its latest version (``argMax`` by ``version``);
+- carts: one per (site_id, session_id, session_start, cart_seq), its latest version (``argMax``
+  by ``version``);
 - late events: distinct (session_id, event_id);
 - dead letters: one per source position, at its latest ``rejected_at`` (the row a merge keeps,
   since a replay rejects again later).

@@ -1,12 +1,12 @@
 """ClickHouse queries shared by the funnel dashboards, with the report's semantics.
 
-- A stage's sessions: uniqExact((session_id, session_start)) of stage_entries reached in the range (replays and
-  unmerged parts collapse). Steps divide consecutive stages.
+- A stage's sessions: uniqExact((session_id, session_start)) of stage_entries reached in the
+  range (replays and unmerged parts collapse). Steps divide consecutive stages.
 - Cohorts ("conversion over time"): sessions by the interval of their first page view, and the
   furthest stage each reached, however late; a share of a cohort is always within [0, 1].
 - Orders: one per order_id, at its earliest occurred_at (the first copy decides the time).
-- Carts: one per (session_id, session_start, cart_seq), final status = argMax(status, version), counted by
-  opened_at. Abandoned includes recovered: it was abandoned before the purchase saved it.
+- Carts: one per (session_id, session_start, cart_seq), final status = argMax(status, version),
+  counted by opened_at. Abandoned includes recovered: it was abandoned before the purchase saved it.
 
 Every query is for one site (`'${site}'`), so (session_id, session_start) identifies a session
 (a session_id reused after expiry is a new session with a later start). Aliases
