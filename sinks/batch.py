@@ -53,6 +53,12 @@ class SinkMetrics:
             ),
         )  # fmt: skip
 
+    def __post_init__(self) -> None:
+        # Both series exist from the start at 0, so the first failure of either kind is an
+        # increase an alert can see (a series born at 1 never "increases").
+        for retriable in ("true", "false"):
+            self.errors.labels(retriable)
+
 
 class BatchSink:
     def __init__(

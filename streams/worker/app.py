@@ -12,6 +12,7 @@ from streams.kafka.config import faust_credentials
 from streams.settings import Settings
 from streams.settings_adapters import decode_limits
 from streams.worker.dead_letters import DeadLetter
+from streams.worker.fatal import Fatal
 from streams.worker.ingest import Clock, Ingestion, Processor, RawMessage
 from streams.worker.ingest_metrics import Metrics
 from streams.worker.publisher import Publisher
@@ -26,9 +27,12 @@ def create_app(
     metrics: Metrics,
     clock: Clock,
     build_processor: ProcessorFactory,
+    fatal: Fatal,
     faust_overrides: Mapping[str, Any] | None = None,
 ) -> faust.App:
-    """Build the worker app. `faust_overrides` carries broker-specific client timeouts."""
+    """Build the worker app. `faust_overrides` carries broker-specific client timeouts; `fatal`
+    is called with any error that escapes a batch (retriable sink errors never do: the sink
+    retries them, which is the back-pressure)."""
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -75,9 +79,15 @@ def create_app(
         batches = stream.take_events(  # type: ignore[attr-defined]
             settings.batch_max, within=settings.batch_within_s
         )
-        async for batch in batches:
-            with metrics.batch_seconds.time():
-                await ingestion.handle([_raw(event) for event in batch])
+        metrics.up.set(1)
+        try:
+            async for batch in batches:
+                with metrics.batch_seconds.time():
+                    await ingestion.handle([_raw(event) for event in batch])
+        except Exception as error:
+            # Not acked: the batch's offsets stay uncommitted; the process must not linger.
+            metrics.up.set(0)
+            fatal(error, "ingest agent")
 
     app.agent(events, name="funnel-ingest")(ingest)
     return app

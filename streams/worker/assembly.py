@@ -14,6 +14,7 @@ from sinks.batch import BatchSink
 from streams.settings import Settings
 from streams.settings_adapters import funnel_rules, session_limits
 from streams.worker.app import create_app
+from streams.worker.fatal import Fatal
 from streams.worker.funnel_metrics import FunnelMetrics
 from streams.worker.ingest import Clock
 from streams.worker.ingest_metrics import Metrics
@@ -36,6 +37,7 @@ def build_worker_app(
     registry: CollectorRegistry,
     sink: BatchSink,
     clock: Clock,
+    fatal: Fatal,
     faust_overrides: Mapping[str, Any] | None = None,
 ) -> faust.App:
     funnel_metrics = FunnelMetrics.create(
@@ -61,7 +63,14 @@ def build_worker_app(
             end_offset=lambda partition: end_offset(app, TP(settings.events_topic, partition)),
             settled=lambda: not (app.rebalancing or app.in_recovery),
         )
-        app.timer(interval=1.0, name="funnel-idle-tick")(processor.tick)
+
+        async def idle_tick() -> None:
+            try:
+                await processor.tick()
+            except Exception as error:
+                fatal(error, "idle tick")
+
+        app.timer(interval=1.0, name="funnel-idle-tick")(idle_tick)
 
         async def on_revoked(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
             revoked: set[TP] = args[0]  # mode's Signal passes the payload positionally
@@ -78,5 +87,6 @@ def build_worker_app(
         metrics=Metrics.create(registry),
         clock=clock,
         build_processor=build_processor,
+        fatal=fatal,
         faust_overrides=faust_overrides,
     )

@@ -19,6 +19,7 @@ from streams.kafka.topics import create_topics
 from streams.settings import Settings
 from streams.settings_adapters import clickhouse_config
 from streams.worker.assembly import build_worker_app
+from streams.worker.fatal import exit_process
 from streams.worker.report_endpoint import report_services
 
 
@@ -64,7 +65,12 @@ def run_worker(settings: Settings) -> None:
     migrate(client, config, now=datetime.now(UTC))
     sink = BatchSink(client, database=config.database, metrics=SinkMetrics.create(registry))
     app = build_worker_app(
-        settings, registry=registry, sink=sink, clock=wall_clock_ms, faust_overrides=overrides
+        settings,
+        registry=registry,
+        sink=sink,
+        clock=wall_clock_ms,
+        fatal=exit_process,
+        faust_overrides=overrides,
     )
     worker = faust.Worker(app, *report_services(settings, sink), loglevel=settings.log_level)
     worker.execute_from_commandline()

@@ -40,6 +40,8 @@ def test_backoff_is_capped_exponential_with_full_jitter() -> None:
         (ProgrammingError("Syntax error"), False),
         (DataError("Cannot parse"), False),
         (ValueError("bad row"), False),
+        (DatabaseError("Code: 243. Cannot reserve 1.00 MiB, not enough space", code=243), False),
+        (DatabaseError("Code: 75. Cannot write to file: No space left on device", code=75), False),
     ],
 )
 def test_translate_decides_retriable_once(error: Exception, retriable: bool) -> None:
@@ -47,3 +49,4 @@ def test_translate_decides_retriable_once(error: Exception, retriable: bool) -> 
     assert isinstance(translated, SinkError)
     assert translated.retriable is retriable
     assert str(error) in str(translated)
+    assert ("disk full" in str(translated)) is ("space" in str(error))
