@@ -1,11 +1,13 @@
 """The funnel of one Kafka partition: watermark, lateness, and when each session must be finalised.
 
 Rules (the product definition, on top of those in ``session``):
-- Watermark: the max, over accepted events, of min(occurred_at, observed + max_skew), where
-  ``observed`` is what the worker saw: the earlier of the Kafka timestamp (set by the producer's
-  clock) and the worker's wall clock at consumption. So a storefront whose clock runs hours fast
-  can neither make honest events late nor abandon carts early; its event is still accepted at its
-  own time, and flagged future-dated (``is_future``).
+- Watermark: the max occurred_at over accepted events that are not future-dated. An event is
+  future-dated (``is_future``) when occurred_at > observed + max_skew, where ``observed`` is what
+  the worker saw: the earlier of the Kafka timestamp (set by the producer's own clock) and the
+  worker's wall clock at consumption. A future-dated event is still accepted and counted at its
+  own time, but moves no watermark: so a storefront whose clock runs hours fast can neither make
+  honest events late nor abandon carts early, not even while the worker replays a backlog hours
+  behind its own clock.
 - Limits: an event that would take its session past ``SessionLimits`` is CAPPED: not added to
   the session, but still evidence of time (it moves the watermark like an accepted one).
 - Bound = watermark - lateness. An event with occurred_at < bound (watermark before the event) is
@@ -169,9 +171,10 @@ class PartitionFunnel:
         if not capped(state, event, self._limits):
             batch.put(key, accept(state, event, floor_ms=floor))
             outcome = Outcome.ACCEPTED
-        mark = min(t, observed_ms + self._rules.max_skew_ms)
-        if self._watermark is None or mark > self._watermark:
-            self._watermark = mark
+        if not is_future(event, observed_ms, self._rules) and (
+            self._watermark is None or t > self._watermark
+        ):
+            self._watermark = t
         return outcome
 
     def _finish(
