@@ -11,8 +11,8 @@ All durations are milliseconds of event time, except ``idle_after_ms`` which is 
   event time is ABANDONED at last activity + T.
 - ``max_skew_ms`` (1 min): how far an event's own clock may run ahead of what the worker observed
   (the earlier of its Kafka timestamp and the worker's wall clock at consumption) before it is
-  flagged future-dated and no longer moves the watermark. Producers set Kafka timestamps from their own
-  clocks, so the worker's clock is what bounds one fast storefront.
+  flagged future-dated and no longer moves the watermark. Producers set Kafka timestamps from
+  their own clocks, so the worker's clock is what bounds one fast storefront.
 - ``idle_after_ms`` (30 s): a partition that received nothing for this much wall-clock time lets
   the wall clock advance its watermark, so quiet shops still finalise and abandon carts.
 - ``expiry_margin_ms`` (1 h): extra time a session's state is kept after max(W, T) past its last
