@@ -31,7 +31,7 @@ from streams.local.embedded_broker import EmbeddedBroker
 from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 from streams.worker.fatal import EXIT_FATAL
 from tests.integration.pipeline import PipelineConfig, WorkerProcess, clickhouse, produce, query
-from tests.integration.test_funnel_exactness import Answer, assert_same, stored_answer
+from tests.integration.test_funnel_exactness import Answer, answer_of, assert_same, stored_answer
 from tests.integration.test_ingestion import read_all
 from tests.unit.funnel.reference import reference
 
@@ -77,23 +77,7 @@ def events_of(values: Iterable[bytes]) -> list[Event]:
 
 
 def expected(events: Sequence[Event]) -> Answer:
-    facts = reference(events, RULES)
-    carts: dict[tuple[str, str, int, int], Any] = {}
-    for cart in sorted(facts.carts, key=lambda c: c.status):
-        carts[cart.site_id, cart.session_id, cart.session_start_ms, cart.cart_seq] = (
-            cart.site_id, cart.session_id, cart.cart_seq, cart.status.name.lower(),
-            cart.opened_at_ms, cart.closed_at_ms,
-        )  # fmt: skip
-    return Answer(
-        stages=frozenset(
-            (s.site_id, s.session_id, int(s.stage), s.reached_at_ms) for s in facts.stages
-        ),
-        orders=frozenset(
-            (o.site_id, o.order_id, o.occurred_at_ms, o.value, o.currency or "")
-            for o in facts.orders
-        ),
-        carts=frozenset(carts.values()),
-    )
+    return answer_of(reference(events, RULES))
 
 
 def abandoned_count(events: Sequence[Event]) -> int:
