@@ -115,6 +115,7 @@ def label_values() -> dict[str, set[str]]:
         "step": steps,
         "job": {"funnel-worker"},  # deploy/prometheus/prometheus.yml
         "site": {"${site}"},  # the dashboards' variable
+        "retriable": {"true", "false"},  # sinks/batch.py: str(bool).lower()
     }
 
 
