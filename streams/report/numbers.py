@@ -28,7 +28,10 @@ def parse_instant(text: str) -> datetime:
         raise ValueError(f"{text!r} is not an ISO 8601 date-time") from None
     if moment.utcoffset() is None:
         raise ValueError(f"{text!r} has no UTC offset; add one, e.g. {text}Z or {text}+02:00")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is in year 0 in UTC
+        raise ValueError(f"{text!r} is out of range: years 1 to 9999 in UTC") from None
 
 
 def money(amount: Decimal) -> str:
@@ -88,7 +91,10 @@ class ReportRequest:
         output = params.get("format", "table")
         if output not in ("json", "table"):
             raise ValueError("format must be json or table")
-        min_sessions = int(params.get("min_sessions", DEFAULT_MIN_SESSIONS))
+        try:
+            min_sessions = int(params.get("min_sessions", DEFAULT_MIN_SESSIONS))
+        except ValueError:
+            raise ValueError("min_sessions must be a whole number") from None
         return cls(query, min_sessions, as_json=output == "json")
 
 
