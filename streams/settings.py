@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -111,13 +111,25 @@ class Settings(BaseSettings):
         for name, value in shown.items():
             if isinstance(getattr(self, name), SecretStr) and value:
                 shown[name] = "**********"
-        shown["clickhouse_dsn"] = _mask_url_password(self.clickhouse_dsn)
+        shown["clickhouse_dsn"] = mask_url(self.clickhouse_dsn)
         return shown
 
 
-def _mask_url_password(url: str) -> str:
+MASK = "**********"
+# Query parameters that carry a secret in a DSN (clickhouse-connect passes them to the client).
+_SECRET_PARAMS = frozenset({"password", "pass", "pwd", "access_token", "token", "secret", "key"})
+
+
+def mask_url(url: str) -> str:
+    """The URL with the password of its user part and secret query parameters masked."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":**********@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
+    query = parts.query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(name.lower() in _SECRET_PARAMS for name, _ in pairs):
+        query = urlencode(
+            [(n, MASK if n.lower() in _SECRET_PARAMS else v) for n, v in pairs], safe="*"
+        )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

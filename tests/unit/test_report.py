@@ -95,7 +95,8 @@ def test_a_query_needs_a_site_from_before_to_aware_times_and_a_known_dimension()
 def test_bad_endpoint_parameters_are_value_errors_the_endpoint_answers_400(
     params: dict[str, str],
 ) -> None:
-    with pytest.raises(ValueError):  # report_endpoint turns ValueError into HTTP 400
+    # report_endpoint turns ValueError into HTTP 400
+    with pytest.raises(ValueError, match=r"out of range|whole number|cannot break down"):
         ReportRequest.from_params(params)
 
 

@@ -122,10 +122,12 @@ def test_a_worker_serving_other_data_is_not_believed(tmp_path: Path) -> None:
         report_output(settings(tmp_path, query_port=port), REQUEST)
 
 
-def test_store_id_masks_a_server_password(tmp_path: Path) -> None:
-    served = store_id(
-        settings(tmp_path).model_copy(update={"clickhouse_dsn": "https://u:pw@ch:8443/x"})
-    )
+@pytest.mark.parametrize(
+    "dsn",
+    ["https://u:pw@ch:8443/x", "https://ch:8443/x?user=u&password=pw", "https://ch/x?token=pw"],
+)
+def test_store_id_masks_a_server_password(tmp_path: Path, dsn: str) -> None:
+    served = store_id(settings(tmp_path).model_copy(update={"clickhouse_dsn": dsn}))
     assert "pw" not in served
     assert served.endswith("#funnel")
 
@@ -147,6 +149,11 @@ def test_the_endpoint_refuses_bad_parameters_before_touching_clickhouse(tmp_path
             ask({"site": "s", "from": "2026-03-01T10:00:00Z", "to": "2026-03-01T09:00:00Z"})
         )
         assert (status, text) == (400, "from must be before to\n")
+        status, text = asyncio.run(
+            ask({"site": "s", "from": "0001-01-01T00:00:00+14:00", "to": "2026-03-01T09:00:00Z"})
+        )
+        assert status == 400
+        assert "out of range" in text
     finally:
         sink.close()
 
