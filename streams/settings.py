@@ -89,7 +89,9 @@ class Settings(BaseSettings):
 
     # Operations
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics (0 = off)")
-    metrics_host: str = Field("0.0.0.0", description="Address /metrics listens on")  # noqa: S104
+    # Loopback by default: /metrics shows per-site revenue. A container that Prometheus scrapes
+    # from outside sets 0.0.0.0 (deploy/Dockerfile does), deliberately.
+    metrics_host: str = Field("127.0.0.1", description="Address /metrics listens on")
     query_port: int = Field(
         9109, ge=0, le=65535, description="Worker's report endpoint on 127.0.0.1 (0 = off)"
     )
