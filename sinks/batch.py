@@ -99,7 +99,7 @@ class BatchSink:
         self._metrics.flush_seconds.observe(time.perf_counter() - started)
 
     async def run(self, call: Callable[[Client], Any]) -> Any:
-        """Run any client call on the sink's thread (reads share the one connection)."""
+        """Run a client call on the sink's thread (reports use clients of their own)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, call, self._client)
 

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     query_port: int = Field(
         9109, ge=0, le=65535, description="Worker's report endpoint on 127.0.0.1 (0 = off)"
     )
+    report_max_concurrent: int = Field(
+        2, ge=1, le=16, description="Report queries the worker's endpoint runs at once"
+    )
     log_level: str = Field("INFO", description="Worker log level")
     commit_interval_s: float = Field(2.0, gt=0, description="Offset commit period")
 

@@ -20,7 +20,7 @@ from streams.settings import Settings
 from streams.settings_adapters import clickhouse_config
 from streams.worker.assembly import build_worker_app
 from streams.worker.fatal import exit_process
-from streams.worker.report_endpoint import report_services
+from streams.worker.report_endpoint import ReportQueries, report_services
 
 
 def wall_clock_ms() -> int:
@@ -72,5 +72,8 @@ def run_worker(settings: Settings) -> None:
         fatal=exit_process,
         faust_overrides=overrides,
     )
-    worker = faust.Worker(app, *report_services(settings, sink), loglevel=settings.log_level)
+    queries = ReportQueries(
+        lambda: connect(config, create_database=False), limit=settings.report_max_concurrent
+    )
+    worker = faust.Worker(app, *report_services(settings, queries), loglevel=settings.log_level)
     worker.execute_from_commandline()
