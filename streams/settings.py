@@ -85,7 +85,13 @@ class Settings(BaseSettings):
     session_max_state_bytes: int = Field(
         524_288, ge=1, le=900_000, description="Estimated encoded state of one session, bytes"
     )
+    sites: str = Field(
+        "", description="Comma-separated site ids that get metric labels (empty: by volume)"
+    )
     site_label_limit: int = Field(50, ge=1, description="Sites with own metric labels; rest: other")
+    site_label_min_sessions: int = Field(
+        100, ge=1, description="Sessions before a site gets its own label (no FUNNEL_SITES)"
+    )
 
     # Operations
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics (0 = off)")

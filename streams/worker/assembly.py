@@ -15,7 +15,7 @@ from streams.settings import Settings
 from streams.settings_adapters import funnel_rules, session_limits
 from streams.worker.app import create_app
 from streams.worker.fatal import Fatal
-from streams.worker.funnel_metrics import FunnelMetrics
+from streams.worker.funnel_metrics import FunnelMetrics, SiteLabels
 from streams.worker.ingest import Clock
 from streams.worker.ingest_metrics import Metrics
 from streams.worker.processor import FunnelProcessor
@@ -31,6 +31,15 @@ def end_offset(app: faust.App, tp: TP) -> int:
     return sys.maxsize if highwater is None else highwater
 
 
+def site_labels(settings: Settings) -> SiteLabels:
+    allowed = frozenset(s.strip() for s in settings.sites.split(",") if s.strip())
+    return SiteLabels(
+        settings.site_label_limit,
+        min_sessions=settings.site_label_min_sessions,
+        allowed=allowed or None,
+    )
+
+
 def build_worker_app(
     settings: Settings,
     *,
@@ -42,7 +51,7 @@ def build_worker_app(
 ) -> faust.App:
     funnel_metrics = FunnelMetrics.create(
         registry,
-        site_label_limit=settings.site_label_limit,
+        sites=site_labels(settings),
         lateness_ms=settings.lateness_s * 1000,
     )
 

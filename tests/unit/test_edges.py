@@ -17,7 +17,7 @@ from schemas.decode import DecodeLimits, Rejection
 from schemas.event import Event, EventType, Item
 from sinks.tables import COLUMNS
 from streams.funnel.facts import CartChanged, CartStatus, Dims, OrderPlaced, Stage, StageReached
-from streams.funnel.partition import Outcome
+from streams.funnel.partition import BatchResult, Outcome
 from streams.settings import Settings
 from streams.worker.dead_letters import (
     MAX_DEAD_LETTER_PAYLOAD,
@@ -25,7 +25,7 @@ from streams.worker.dead_letters import (
     SourcePosition,
     dead_letter,
 )
-from streams.worker.funnel_metrics import SiteLabels
+from streams.worker.funnel_metrics import FunnelMetrics, SiteLabels
 from streams.worker.ingest import Accepted, Ingestion, PartitionBatch, RawMessage
 from streams.worker.ingest_metrics import Metrics
 from streams.worker.sink_rows import dead_letter_row, fact_row, raw_event_row
@@ -196,13 +196,34 @@ def test_rows_have_the_table_widths() -> None:
     ) == len(COLUMNS["dead_letters"])
 
 
-def test_site_labels_are_bounded() -> None:
-    labels = SiteLabels(limit=2)
-    assert [labels(s) for s in ["a", "b", "c", "a", "d", "b"]] == [
-        "a",
-        "b",
-        "other",
-        "a",
-        "other",
-        "b",
-    ]
+def test_site_labels_are_earned_by_volume_not_taken_first_come() -> None:
+    labels = SiteLabels(limit=2, min_sessions=3)
+    for n in range(5_000):  # junk site ids arrive first, one session each
+        labels.observe(f"junk-{n}")
+    for _ in range(3):
+        labels.observe("shop")
+    assert labels("shop") == "shop"
+    assert {labels(f"junk-{n}") for n in range(5_000)} == {"other"}
+    assert len(labels._counts) <= 4 * labels.limit  # bounded memory whatever the junk
+    for _ in range(3):
+        labels.observe("shop-2")
+        labels.observe("shop-3")
+    assert [labels("shop-2"), labels("shop-3")] == ["shop-2", "other"]  # at most `limit`
+
+
+def test_an_allow_list_decides_site_labels() -> None:
+    labels = SiteLabels(limit=50, allowed=frozenset({"shop"}))
+    for _ in range(1_000):
+        labels.observe("junk")
+    assert (labels("shop"), labels("junk")) == ("shop", "other")
+
+
+def test_rolling_conversion_state_is_bounded_by_the_labels() -> None:
+    metrics = FunnelMetrics.create(CollectorRegistry(), sites=SiteLabels(2), lateness_ms=0)
+    facts = tuple(
+        StageReached(f"junk-{n}", "s", 0, None, Dims(), Stage.PAGE_VIEW, NOW_MS)
+        for n in range(50_000)
+    )
+    result = BatchResult((), facts, NOW_MS + 1, 0, 0)
+    metrics.observe_batch(0, result, 0, NOW_MS)
+    assert [s.site_id for s in metrics.rolling.snapshot(NOW_MS + 1)] == ["other", "other"]
