@@ -6,8 +6,8 @@ DIMENSIONS = ("utm_source", "utm_medium", "utm_campaign", "device", "country", "
 
 EVENTS_RAW = (
     "site_id", "session_id", "event_id", "event_type", "occurred_at", "received_at", "late",
-    "future", "capped", "user_id", "utm_source", "utm_medium", "utm_campaign", "referrer",
-    "device", "country", "variant", "page", "value", "currency", "order_id", "cart_id",
+    "future", "capped", "late_copy", "user_id", "utm_source", "utm_medium", "utm_campaign",
+    "referrer", "device", "country", "variant", "page", "value", "currency", "order_id", "cart_id",
     "source_partition", "source_offset", "raw",
 )  # fmt: skip
 STAGE_ENTRIES = (

@@ -31,3 +31,9 @@ SELECT
     uniqExact(session_id, session_start) AS sessions
 FROM {db}.stage_entries
 GROUP BY site_id, stage, minute, utm_source, utm_campaign, device, country, variant;
+
+-- A refused (late) copy of an event must never replace the counted row under the same key when
+-- parts merge: late_copy (= late, written by the sink) joins the key, as a new column must.
+ALTER TABLE {db}.events_raw
+    ADD COLUMN IF NOT EXISTS late_copy Bool AFTER capped,
+    MODIFY ORDER BY (site_id, session_id, event_id, late_copy);

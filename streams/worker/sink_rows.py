@@ -39,6 +39,7 @@ def raw_event_row(accepted: Accepted, outcome: Outcome, *, future: bool = False)
         outcome is Outcome.LATE,
         future,
         outcome is Outcome.CAPPED,
+        outcome is Outcome.LATE,  # late_copy: in the key, so a late copy never replaces a row
         event.user_id or "",
         event.utm_source or "",
         event.utm_medium or "",

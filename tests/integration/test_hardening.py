@@ -300,7 +300,8 @@ def test_a_reused_session_id_is_two_sessions_in_every_table_and_the_report(
         event_json("shop-1", "kiosk", "v2-add", "add_to_cart", second + 1_000, **item),
     ]
     config = pipeline(broker, unique_topic("reuse"), tmp_path)
-    messages = [SimulatedMessage(b"kiosk", v) for v in values]
+    # The first session's page view redelivered after the second session started: late.
+    messages = [SimulatedMessage(b"kiosk", v) for v in [*values, values[0]]]
     asyncio.run(produce(broker.bootstrap, config.events_topic, messages))
     worker = WorkerProcess(config, tmp_path / "worker")
     try:
@@ -325,6 +326,12 @@ def test_a_reused_session_id_is_two_sessions_in_every_table_and_the_report(
             counts = query_report(client, "funnel", report)
             assert counts.total.sessions == (2, 2, 0, 0), optimize
             assert (counts.total.carts_opened, counts.total.carts_abandoned) == (2, 2), optimize
+            assert counts.late_events == 1, optimize
+            # The late copy sits beside the counted row; a merge never turns that one late.
+            copies = client.query(
+                "SELECT late FROM funnel.events_raw FINAL WHERE event_id = 'v1-pv' ORDER BY late"
+            ).result_rows
+            assert [late for (late,) in copies] == [False, True], optimize
 
 
 def test_a_running_report_never_delays_a_flush_and_extra_reports_are_refused(
