@@ -20,6 +20,7 @@ from streams.kafka.producer import EventProducer
 from streams.local.live_view import Samples, scrape
 from streams.local.live_view import total as sample_total
 from streams.local.ports import free_port, local_worker_env
+from streams.local.processes import stop_process_group
 from streams.sim.generator import SimulatedMessage
 
 
@@ -101,13 +102,7 @@ class WorkerProcess:
         raise AssertionError(f"timed out waiting for {what}:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 60) -> int:
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self._process.returncode
+        return stop_process_group(self._process, timeout)
 
     def kill(self) -> None:
         """kill -9 the worker's whole process group: no shutdown, no final commit."""
