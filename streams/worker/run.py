@@ -17,7 +17,7 @@ from streams.kafka.config import (
     faust_flavor_settings,
     install_flavor_workarounds,
 )
-from streams.kafka.topics import create_topics
+from streams.kafka.topics import create_topics, worker_topics
 from streams.settings import Settings
 from streams.settings_adapters import clickhouse_config
 from streams.worker.assembly import build_worker_app
@@ -25,10 +25,12 @@ from streams.worker.report_endpoint import report_services
 
 
 def ensure_topics(settings: Settings) -> None:
-    n = settings.topic_partitions
-    topics = {settings.events_topic: n, settings.dlq_topic: n, settings.abandoned_topic: n}
     asyncio.run(
-        create_topics(settings.kafka_bootstrap, topics, client_options=aiokafka_security(settings))
+        create_topics(
+            settings.kafka_bootstrap,
+            worker_topics(settings),
+            client_options=aiokafka_security(settings),
+        )
     )
 
 

@@ -22,7 +22,6 @@ import pytest
 from schemas.decode import DecodeLimits, decode_event
 from schemas.event import Event
 from streams.funnel.rules import FunnelRules
-from streams.kafka.topics import create_topics
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce, query
@@ -148,8 +147,7 @@ def prepare(
     broker: EmbeddedBroker, name: str, tmp_path: Path, messages: list[SimulatedMessage]
 ) -> PipelineConfig:
     config = PipelineConfig(broker.bootstrap, name, tmp_path, partitions=4)
-    topics = {config.events_topic: 4, config.dlq_topic: 4, config.abandoned_topic: 4}
-    asyncio.run(create_topics(broker.bootstrap, topics))
+    config.create_topics()
     assert asyncio.run(produce(broker.bootstrap, config.events_topic, messages)) == len(messages)
     return config
 

@@ -31,7 +31,6 @@ from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery, query_report
 from sinks.tables import COLUMNS
 from streams.funnel.facts import CartStatus, Fact
 from streams.funnel.rules import FunnelRules
-from streams.kafka.topics import create_topics
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.local.ports import free_port
 from streams.report.numbers import ReportRequest, build_report
@@ -148,8 +147,7 @@ def test_report_equals_the_reference_from_the_endpoint_and_the_cli(
         broker.bootstrap, unique_topic("report"), tmp_path,
         extra_env={"FUNNEL_QUERY_PORT": str(query_port)},
     )  # fmt: skip
-    topics = {config.events_topic: 4, config.dlq_topic: 4, config.abandoned_topic: 4}
-    asyncio.run(create_topics(broker.bootstrap, topics))
+    config.create_topics()
     assert asyncio.run(produce(broker.bootstrap, config.events_topic, messages)) == len(messages)
     data_dir = tmp_path / "worker"
     cli_env = config.env(data_dir=data_dir, metrics_port=free_port())

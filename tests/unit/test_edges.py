@@ -17,10 +17,10 @@ from schemas.decode import DecodeLimits, Rejection
 from schemas.event import Event, EventType, Item
 from sinks.tables import COLUMNS
 from streams.funnel.facts import CartChanged, CartStatus, Dims, OrderPlaced, Stage, StageReached
+from streams.funnel.partition import Outcome
 from streams.settings import Settings
 from streams.worker.dead_letters import (
     MAX_DEAD_LETTER_PAYLOAD,
-    DeadLetter,
     SourcePosition,
     dead_letter,
 )
@@ -86,17 +86,32 @@ class Recorder:
         self.calls: list[tuple[int, list[str], int]] = []
         self.dead: list[tuple[int, str]] = []
 
-    async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[str]]:
+    async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[Outcome]]:
         for partition, (accepted, last_offset) in batch.items():
             self.calls.append((partition, [a.event.event_id for a in accepted], last_offset))
-        return {p: ["accepted"] * len(accepted) for p, (accepted, _) in batch.items()}
+        return {p: [Outcome.ACCEPTED] * len(accepted) for p, (accepted, _) in batch.items()}
 
     def record_dead_letter(self, message: RawMessage, letter: object, rejection: Rejection) -> None:
         self.dead.append((message.offset, rejection.code))
 
 
 class Deliveries:
-    waited = 0
+    """The publisher's two calls, recorded: what was sent where, and each wait."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None]] = []
+        self.waited = 0
+
+    async def send(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self.sent.append((topic, key, value))
 
     async def delivered(self) -> None:
         self.waited += 1
@@ -114,21 +129,10 @@ def event_json(event_id: str) -> bytes:
 def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
     recorder = Recorder()
     registry = CollectorRegistry()
-    published: list[int] = []
     deliveries = Deliveries()
-
-    async def dead_letter(m: RawMessage, letter: DeadLetter, rejection: Rejection) -> None:
-        published.append(m.offset)
-        recorder.record_dead_letter(m, letter, rejection)
-
-    rekeyed: list[tuple[int, bytes]] = []
-
-    async def rekey(m: RawMessage, key: bytes) -> None:
-        rekeyed.append((m.offset, key))
-
     ingestion = Ingestion(
         limits=DecodeLimits(), metrics=Metrics.create(registry), processor=recorder,
-        dead_letter=dead_letter, rekey=rekey, publisher=deliveries, clock=lambda: NOW_MS,
+        publisher=deliveries, events_topic="events", dlq_topic="dlq", clock=lambda: NOW_MS,
     )  # fmt: skip
     batch = [
         message(0, 10, event_json("a")),
@@ -140,10 +144,14 @@ def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
     asyncio.run(ingestion.handle(batch))
     # Partition 1 had only rejections and is still handed over, with its last offset.
     assert recorder.calls == [(0, ["a", "b"], 11), (1, [], 7)]
-    # The unkeyed event goes round again, keyed by its session, and is not processed here.
-    assert rekeyed == [(7, b"s")]
+    # Rejections go to the dead-letter topic (their bytes, their key) and reach the processor;
+    # the unkeyed event goes round again, keyed by its session, and is not processed here.
+    assert deliveries.sent == [
+        ("dlq", b"s", b"not json"),
+        ("dlq", b"s", b"[]"),
+        ("events", b"s", event_json("c")),
+    ]
     assert recorder.dead == [(5, "not_json"), (6, "not_object")]
-    assert published == [5, 6]
     assert deliveries.waited == 1
     value = registry.get_sample_value
     assert (
