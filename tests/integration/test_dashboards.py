@@ -29,11 +29,12 @@ from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery, query_report
 from sinks.tables import COLUMNS
 from streams.funnel.partition import Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
+from streams.funnel.store import DictStore
 from streams.sim.generator import SimulationConfig, generate
 from streams.worker.dead_letters import SourcePosition, dead_letter
 from streams.worker.ingest import Accepted, RawMessage
 from streams.worker.sink_rows import Row, dead_letter_row, fact_row, raw_event_row
-from tests.unit.funnel.builders import DAY_MS, DictStore, flush
+from tests.unit.funnel.builders import DAY_MS, flush
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,31 +12,7 @@ from hypothesis import strategies as st
 
 from schemas.decode import DecodeLimits, Rejection, decode_event
 from schemas.event import Device, Event, EventType, Item
-
-NOW_MS = int(datetime(2026, 11, 24, 12, 0, tzinfo=UTC).timestamp() * 1000)
-LIMITS = DecodeLimits()
-
-
-def base(**overrides: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "event_id": "e-1",
-        "event_type": "page_view",
-        "occurred_at": "2026-11-24T11:59:00.250Z",
-        "site_id": "shop-1",
-        "session_id": "sess-1",
-    }
-    event.update(overrides)
-    return {k: v for k, v in event.items() if v is not ...}
-
-
-def decode(doc: Any) -> Event | Rejection:
-    return decode_event(orjson.dumps(doc), now_ms=NOW_MS, limits=LIMITS)
-
-
-def accepted(doc: Any) -> Event:
-    result = decode(doc)
-    assert isinstance(result, Event), result
-    return result
+from tests.unit.schemas.documents import LIMITS, NOW_MS, accepted, base, decode
 
 
 def rejected(doc: Any) -> Rejection:

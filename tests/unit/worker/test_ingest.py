@@ -1,4 +1,4 @@
-"""Edge modules: settings, dead letters, batch ingestion routing, row shapes, metric labels."""
+"""The worker's edges: dead letters, batch ingestion routing, bounded metric labels."""
 
 from __future__ import annotations
 
@@ -6,55 +6,22 @@ import asyncio
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import orjson
-import pytest
 from prometheus_client import CollectorRegistry
-from pydantic import ValidationError
 
 from schemas.decode import DecodeLimits, Rejection
-from schemas.event import Event, EventType, Item
-from sinks.tables import COLUMNS
-from streams.funnel.facts import CartChanged, CartStatus, Dims, OrderPlaced, Stage, StageReached
 from streams.funnel.partition import Outcome
-from streams.settings import Settings
 from streams.worker.dead_letters import (
     MAX_DEAD_LETTER_PAYLOAD,
     SourcePosition,
     dead_letter,
 )
 from streams.worker.funnel_metrics import SiteLabels
-from streams.worker.ingest import Accepted, Ingestion, PartitionBatch, RawMessage
+from streams.worker.ingest import Ingestion, PartitionBatch, RawMessage
 from streams.worker.ingest_metrics import Metrics
-from streams.worker.sink_rows import dead_letter_row, fact_row, raw_event_row
 
 NOW_MS = int(datetime(2026, 11, 24, 12, tzinfo=UTC).timestamp() * 1000)
-
-
-def test_settings_are_frozen_and_mask_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FUNNEL_KAFKA_SASL_PASSWORD", "hunter2")
-    monkeypatch.setenv("FUNNEL_CLICKHOUSE_PASSWORD", "s3cret")
-    monkeypatch.setenv("FUNNEL_CLICKHOUSE_DSN", "https://app:inline-pw@ch.example:8443/funnel")
-    monkeypatch.setenv("FUNNEL_KAFKA_BOOTSTRAP", "kafka://broker:9092")
-    settings = Settings()
-    shown = orjson.dumps(settings.masked()).decode()
-    for secret in ("hunter2", "s3cret", "inline-pw"):
-        assert secret not in shown
-    assert settings.kafka_bootstrap == "broker:9092"
-    assert settings.masked()["clickhouse_dsn"] == "https://app:**********@ch.example:8443/funnel"
-    with pytest.raises(ValidationError):
-        settings.events_topic = "other"  # type: ignore[misc]
-
-
-def test_unknown_setting_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ValidationError):
-        Settings(no_such_setting=1)  # type: ignore[call-arg]
-
-
-def test_embedded_dsn_defaults_under_the_data_dir(tmp_path: object) -> None:
-    settings = Settings(data_dir="/srv/funnel")  # type: ignore[arg-type]
-    assert settings.resolved_clickhouse_dsn == "chdb:////srv/funnel/chdb"
 
 
 def test_dead_letter_keeps_bytes_or_truncates_with_size_and_hash() -> None:
@@ -169,32 +136,6 @@ def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
         )
         == 1
     )
-
-
-def test_rows_have_the_table_widths() -> None:
-    dims = Dims(utm_source="google", device="mobile")
-    event = Event("e", EventType.PURCHASE, NOW_MS, "shop", "s", value=Decimal("5"), currency="EUR",
-                  order_id="o", items=(Item("a", 1, Decimal("5")),))  # fmt: skip
-    accepted = Accepted(event, message(0, 1, event_json("e")))
-    assert len(raw_event_row(accepted, late=False)) == len(COLUMNS["events_raw"])
-    facts = [
-        StageReached("shop", "s", None, dims, Stage.PURCHASE, NOW_MS, 1000),
-        OrderPlaced("shop", "s", "u", dims, "o", NOW_MS, Decimal("5"), "EUR", 1, True),
-        CartChanged("shop", "s", None, dims, 1, CartStatus.ABANDONED, NOW_MS, NOW_MS + 1, None,
-                    Decimal("5"), "EUR", (Item("a", 1, Decimal("5")),), Stage.CHECKOUT),
-    ]  # fmt: skip
-    for fact in facts:
-        table, row = fact_row(fact)
-        assert len(row) == len(COLUMNS[table]), table
-    letter = dead_letter(
-        b"x",
-        Rejection("not_json", "not JSON"),
-        SourcePosition("events", 0, 1),
-        rejected_at_ms=NOW_MS,
-    )
-    assert len(
-        dead_letter_row(message(0, 1, b"x"), letter, Rejection("not_json", "not JSON"))
-    ) == len(COLUMNS["dead_letters"])
 
 
 def test_site_labels_are_bounded() -> None:
