@@ -186,8 +186,8 @@ def test_report_equals_the_reference_from_the_endpoint_and_the_cli(
     assert max(len(line) for line in table.splitlines()) <= 80
 
 
-def test_a_replayed_batch_leaves_the_report_unchanged_before_any_merge(tmp_path: Path) -> None:
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+def replay_rows(start: datetime) -> tuple[list[tuple[str, Row]], World, int]:
+    """Rows of a simulated run plus the awkward cases short runs lack, and their world."""
     simulated = SimulationConfig(start=start, seed=43, sites=SITES[:2], sessions=800)
     events = decoded(list(generate(simulated)))
     simulated_facts = reference(events, FunnelRules())
@@ -217,6 +217,12 @@ def test_a_replayed_batch_leaves_the_report_unchanged_before_any_merge(tmp_path:
         late=tuple((e.site_id, e.event_id, e.occurred_at_ms) for e in late),
         rejected_at_ms=(rejected_ms,) * 3,
     )
+    return rows, world, rejected_ms
+
+
+def test_a_replayed_batch_leaves_the_report_unchanged_before_any_merge(tmp_path: Path) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    rows, world, rejected_ms = replay_rows(start)
     now = datetime.now(UTC)
     queries = [
         ReportQuery(site, lo, hi, by)
