@@ -13,6 +13,7 @@ from streams.clock import Clock
 from streams.funnel.partition import Outcome
 from streams.worker.dead_letters import DeadLetter, SourcePosition, dead_letter
 from streams.worker.ingest_metrics import Metrics
+from streams.worker.publisher import Publisher
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,23 +48,6 @@ class Processor(Protocol):
     ) -> None: ...
 
 
-class Sender(Protocol):
-    """What ingestion produces through: dead letters, re-keyed events (the worker's `Publisher`)."""
-
-    async def send(
-        self,
-        topic: str,
-        *,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None: ...
-
-    async def delivered(self) -> None:
-        """Wait until everything produced for the batch is on the broker."""
-
-
 class Ingestion:
     def __init__(
         self,
@@ -71,7 +55,7 @@ class Ingestion:
         limits: DecodeLimits,
         metrics: Metrics,
         processor: Processor,
-        publisher: Sender,
+        publisher: Publisher,
         events_topic: str,
         dlq_topic: str,
         clock: Clock,

@@ -45,17 +45,9 @@ class RecordingPublisher:
         self.journal = journal
         self.sent: list[tuple[str, bytes | None, bytes | None, int | None]] = []
 
-    async def send(
-        self,
-        topic: str,
-        *,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
+    async def send(self, topic: str, **record: Any) -> None:
         self.journal.append(("send", topic))
-        self.sent.append((topic, key, value, partition))
+        self.sent.append((topic, record["key"], record["value"], record.get("partition")))
 
     async def delivered(self) -> None:
         self.journal.append(("delivered",))

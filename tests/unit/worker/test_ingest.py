@@ -20,6 +20,7 @@ from streams.worker.dead_letters import (
 from streams.worker.funnel_metrics import SiteLabels
 from streams.worker.ingest import Ingestion, PartitionBatch, RawMessage
 from streams.worker.ingest_metrics import Metrics
+from tests.unit.worker.fakes import RecordingPublisher
 
 NOW_MS = int(datetime(2026, 11, 24, 12, tzinfo=UTC).timestamp() * 1000)
 
@@ -62,28 +63,6 @@ class Recorder:
         self.dead.append((message.offset, rejection.code))
 
 
-class Deliveries:
-    """The publisher's two calls, recorded: what was sent where, and each wait."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes | None]] = []
-        self.waited = 0
-
-    async def send(
-        self,
-        topic: str,
-        *,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
-        self.sent.append((topic, key, value))
-
-    async def delivered(self) -> None:
-        self.waited += 1
-
-
 def message(partition: int, offset: int, value: bytes) -> RawMessage:
     return RawMessage("events", partition, offset, NOW_MS, b"s", value)
 
@@ -96,7 +75,7 @@ def event_json(event_id: str) -> bytes:
 def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
     recorder = Recorder()
     registry = CollectorRegistry()
-    deliveries = Deliveries()
+    deliveries = RecordingPublisher([])
     ingestion = Ingestion(
         limits=DecodeLimits(), metrics=Metrics.create(registry), processor=recorder,
         publisher=deliveries, events_topic="events", dlq_topic="dlq", clock=lambda: NOW_MS,
@@ -114,12 +93,12 @@ def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
     # Rejections go to the dead-letter topic (their bytes, their key) and reach the processor;
     # the unkeyed event goes round again, keyed by its session, and is not processed here.
     assert deliveries.sent == [
-        ("dlq", b"s", b"not json"),
-        ("dlq", b"s", b"[]"),
-        ("events", b"s", event_json("c")),
+        ("dlq", b"s", b"not json", None),
+        ("dlq", b"s", b"[]", None),
+        ("events", b"s", event_json("c"), None),
     ]
     assert recorder.dead == [(5, "not_json"), (6, "not_object")]
-    assert deliveries.waited == 1
+    assert deliveries.journal.count(("delivered",)) == 1
     value = registry.get_sample_value
     assert (
         value("funnel_events_consumed_total", {"event_type": "page_view", "outcome": "accepted"})
