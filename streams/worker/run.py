@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import faust
@@ -43,6 +44,23 @@ def run_migrations(settings: Settings) -> list[str]:
         client.close()
 
 
+@contextlib.contextmanager
+def clickhouse_sink(settings: Settings, registry: CollectorRegistry) -> Iterator[BatchSink]:
+    """The worker's sink over a migrated ClickHouse client. Both are closed on the way out,
+    however the worker ends (Faust ends it with SystemExit): the sink's thread, then the client."""
+    config = clickhouse_config(settings)
+    client = connect(config)
+    try:
+        migrate(client, config, now=datetime.now(UTC))
+        sink = BatchSink(client, database=config.database, metrics=SinkMetrics.create(registry))
+        try:
+            yield sink
+        finally:
+            sink.close()
+    finally:
+        client.close()
+
+
 def run_worker(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM. Blocks; exits the process like any Faust worker."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -51,15 +69,7 @@ def run_worker(settings: Settings) -> None:
     registry = CollectorRegistry()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
-    config = clickhouse_config(settings)
-    with contextlib.ExitStack() as cleanup:
-        # Closed however the worker ends (SystemExit included): the sink's thread first, then
-        # the client it writes through.
-        client = connect(config)
-        cleanup.callback(client.close)
-        migrate(client, config, now=datetime.now(UTC))
-        sink = BatchSink(client, database=config.database, metrics=SinkMetrics.create(registry))
-        cleanup.callback(sink.close)
+    with clickhouse_sink(settings, registry) as sink:
         app = build_worker_app(
             settings,
             registry=registry,
