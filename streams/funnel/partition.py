@@ -43,7 +43,6 @@ from streams.funnel.rules import FunnelRules, SessionLimits
 from streams.funnel.session import (
     SessionState,
     accept,
-    capped,
     close_bound,
     expired,
     finalise,
@@ -52,6 +51,7 @@ from streams.funnel.session import (
     is_new_visit,
     wake_after,
 )
+from streams.funnel.session_size import capped
 from streams.funnel.store import (
     WATERMARK_KEY,
     BatchView,
@@ -64,11 +64,20 @@ from streams.funnel.store import (
 _WATERMARK_FORMAT = 1
 
 
-class Outcome(enum.Enum):
+class Outcome(enum.StrEnum):
+    """What became of one consumed event; the value is the `outcome` metric label.
+
+    The engine decides the first three; the worker decides the others before an event reaches
+    the engine. One enum, so every label the metric can carry is listed here.
+    """
+
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     LATE = "late"
-    CAPPED = "capped"
+    CAPPED = "capped"  # not added: its session is at its size limits (stored raw, flagged)
+    INVALID = "invalid"  # rejected by the decoder, dead-lettered
+    REPARTITIONED = "repartitioned"  # sent round again keyed by its session
+    REVOKED = "revoked"  # its partition moved away mid-batch; the new owner replays it
 
 
 def is_future(event: Event, observed_ms: int, rules: FunnelRules) -> bool:

@@ -6,7 +6,7 @@ Product definitions:
   same id (new stages, carts, dedup set): decided by event times alone, whether or not the old
   state already expired. ``start`` is the time of the session's earliest event (fixed once its
   first event is final: later events are never earlier); it tells reused ids apart downstream.
-- Size: a session holds at most ``SessionLimits``; past them it is capped (see ``capped``).
+- Size: a session holds at most ``SessionLimits``; past them it is capped (``session_size``).
 - Duplicates: an event whose event_id the session has already accepted changes nothing; the
   dedup horizon is the life of the state, which is at least the conversion window W. A purchase
   whose order_id the session already counted changes nothing either (a purchase without an
@@ -37,16 +37,15 @@ from decimal import Decimal
 from schemas.event import Event, EventType, Item
 from streams.funnel import cart as carts
 from streams.funnel.cart import Cart
+from streams.funnel.emitter import Emitter
 from streams.funnel.facts import (
     STAGE_OF_EVENT,
-    CartChanged,
     Dims,
     Fact,
-    OrderPlaced,
     Stage,
-    StageReached,
 )
-from streams.funnel.rules import FunnelRules, SessionLimits
+from streams.funnel.rules import FunnelRules
+from streams.funnel.session_size import event_bytes
 
 TIE_RANK: dict[EventType, int] = {
     EventType.PAGE_VIEW: 0,
@@ -116,49 +115,6 @@ def close_bound(state: SessionState, rules: FunnelRules) -> int:
     return state.last_event_ms + rules.retention_ms + 1
 
 
-def event_bytes(event: Event, *, with_dims: bool) -> int:
-    """Upper estimate of what accepting the event adds to the encoded state, in bytes.
-
-    Counts its remembered id, its pending entry (later its cart lines, never larger) and, while
-    the session has no first touch yet, its dims. Strings count twice their UTF-8 size, a margin
-    for JSON escapes.
-    """
-    size = 64 + _text(event.event_id) + _text(event.user_id) + _text(event.order_id)
-    if event.value is not None:
-        size += 24
-    for line in event.items:
-        size += 40 + _text(line.sku)
-    if with_dims:
-        size += sum(
-            _text(text)
-            for text in (
-                event.utm_source,
-                event.utm_medium,
-                event.utm_campaign,
-                event.country,
-                event.variant,
-            )
-        )
-    return size
-
-
-def _text(text: str | None) -> int:
-    return 0 if text is None else 2 * len(text.encode()) + 2
-
-
-def capped(state: SessionState | None, event: Event, limits: SessionLimits) -> bool:
-    """True if accepting the event would take the session past one of its limits."""
-    if state is None:
-        state = SessionState(last_event_ms=event.occurred_at_ms)
-    return (
-        state.events + 1 > limits.max_events
-        or state.item_lines + len(event.items) > limits.max_item_lines
-        or len(state.pending) + 1 > limits.max_pending
-        or state.state_bytes + event_bytes(event, with_dims=state.dims is None)
-        > limits.max_state_bytes
-    )
-
-
 def is_behind(state: SessionState | None, event: Event) -> bool:
     """True if the session already finalised past this event's time.
 
@@ -218,7 +174,7 @@ def finalise(
     ready, state.pending = state.pending[:cut], state.pending[cut:]
     if ready and state.start_ms is None:
         state.start_ms = ready[0].occurred_at_ms
-    out = _Emitter(state, site_id, session_id)
+    out = Emitter(state, site_id, session_id)
     for event in ready:
         out.abandon_if_due(event.occurred_at_ms, rules)
         _apply(state, event, rules, out)
@@ -247,90 +203,7 @@ def expired(state: SessionState, bound_ms: int, rules: FunnelRules) -> bool:
     return bound_ms > state.last_event_ms + rules.retention_ms
 
 
-class _Emitter:
-    """Builds facts with the session's identity, first touch and latest user id."""
-
-    __slots__ = ("facts", "session_id", "site_id", "state")
-
-    def __init__(self, state: SessionState, site_id: str, session_id: str) -> None:
-        self.state = state
-        self.site_id = site_id
-        self.session_id = session_id
-        self.facts: list[Fact] = []
-
-    @property
-    def start_ms(self) -> int:
-        # Set by finalise before any event is applied, so before any fact.
-        assert self.state.start_ms is not None
-        return self.state.start_ms
-
-    @property
-    def dims(self) -> Dims:
-        # Facts only follow an applied event, and the first one set the first touch.
-        assert self.state.dims is not None
-        return self.state.dims
-
-    def stage(self, stage: Stage, at_ms: int, time_to_convert_ms: int | None) -> None:
-        self.facts.append(
-            StageReached(
-                site_id=self.site_id,
-                session_id=self.session_id,
-                session_start_ms=self.start_ms,
-                user_id=self.state.user_id,
-                dims=self.dims,
-                stage=stage,
-                reached_at_ms=at_ms,
-                time_to_convert_ms=time_to_convert_ms,
-            )
-        )
-
-    def order(self, event: Pending, order_id: str) -> None:
-        s = self.state
-        items_value = sum((i.price * i.quantity for i in event.items), Decimal(0))
-        self.facts.append(
-            OrderPlaced(
-                site_id=self.site_id,
-                session_id=self.session_id,
-                session_start_ms=self.start_ms,
-                user_id=s.user_id,
-                dims=self.dims,
-                order_id=order_id,
-                occurred_at_ms=event.occurred_at_ms,
-                value=items_value if event.value is None else event.value,
-                currency=event.currency,
-                item_count=sum(i.quantity for i in event.items),
-                reached_checkout=s.stages[Stage.CHECKOUT - 1] is not None,
-            )
-        )
-
-    def cart_row(self, cart: Cart) -> None:
-        s = self.state
-        self.facts.append(
-            CartChanged(
-                site_id=self.site_id,
-                session_id=self.session_id,
-                session_start_ms=self.start_ms,
-                user_id=s.user_id,
-                dims=self.dims,
-                cart_seq=cart.seq,
-                status=cart.status,
-                opened_at_ms=cart.opened_at_ms,
-                closed_at_ms=cart.closed_at_ms,
-                recovered_at_ms=cart.recovered_at_ms,
-                value=cart.value,
-                currency=cart.currency,
-                items=cart.item_tuple(),
-                last_stage=cart.last_stage,
-            )
-        )
-
-    def abandon_if_due(self, now_ms: int, rules: FunnelRules) -> None:
-        cart = self.state.cart
-        if cart is not None and carts.abandon_if_due(cart, now_ms, rules.abandonment_ms):
-            self.cart_row(cart)
-
-
-def _apply(state: SessionState, event: Pending, rules: FunnelRules, out: _Emitter) -> None:
+def _apply(state: SessionState, event: Pending, rules: FunnelRules, out: Emitter) -> None:
     t = event.occurred_at_ms
     kind = event.event_type
     order_id = event.order_id if event.order_id is not None else event.event_id
@@ -362,7 +235,7 @@ def _apply(state: SessionState, event: Pending, rules: FunnelRules, out: _Emitte
             out.cart_row(state.cart)
 
 
-def _reach(state: SessionState, stage: Stage, t: int, rules: FunnelRules, out: _Emitter) -> None:
+def _reach(state: SessionState, stage: Stage, t: int, rules: FunnelRules, out: Emitter) -> None:
     stages = state.stages
     i = stage - 1
     if stages[i] is not None:

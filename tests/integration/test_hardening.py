@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -21,13 +20,9 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from clickhouse_connect.driver.client import Client
-from prometheus_client import CollectorRegistry
 
 from schemas.decode import DecodeLimits, decode_event
 from schemas.event import Event
-from sinks.batch import BatchSink, SinkMetrics
-from sinks.clickhouse import ClickHouseConfig, connect, migrate
 from sinks.report_queries import ReportQuery, query_report
 from streams.funnel.facts import CartStatus
 from streams.funnel.rules import FunnelRules, SessionLimits
@@ -35,9 +30,8 @@ from streams.kafka.topics import create_topics
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 from streams.worker.fatal import EXIT_FATAL
-from streams.worker.report_endpoint import ReportBusyError, ReportQueries
+from tests.integration.exactness import Answer, answer_of, assert_same, stored_answer
 from tests.integration.pipeline import PipelineConfig, WorkerProcess, clickhouse, produce, query
-from tests.integration.test_funnel_exactness import Answer, answer_of, assert_same, stored_answer
 from tests.integration.test_ingestion import read_all
 from tests.unit.funnel.reference import reference
 
@@ -332,46 +326,3 @@ def test_a_reused_session_id_is_two_sessions_in_every_table_and_the_report(
                 "SELECT late FROM funnel.events_raw FINAL WHERE event_id = 'v1-pv' ORDER BY late"
             ).result_rows
             assert [late for (late,) in copies] == [False, True], optimize
-
-
-def test_a_running_report_never_delays_a_flush_and_extra_reports_are_refused(
-    tmp_path: Path,
-) -> None:
-    config = ClickHouseConfig(dsn=f"chdb:///{tmp_path / 'chdb'}")
-    client = connect(config)
-    migrate(client, config, now=datetime.now(UTC))
-    registry = CollectorRegistry()
-    sink = BatchSink(client, database="funnel", metrics=SinkMetrics.create(registry))
-    queries = ReportQueries(lambda: connect(config, create_database=False), limit=1)
-    started, release = threading.Event(), threading.Event()
-
-    def wide_report(reader: Client) -> int:
-        # A real query on the report's own client, then held open as long as the test wants.
-        rows: int = reader.query("SELECT count() FROM funnel.events_raw").result_rows[0][0]
-        started.set()
-        release.wait(300)
-        return rows
-
-    async def run() -> None:
-        report = asyncio.create_task(queries.run(wide_report))
-        assert await asyncio.to_thread(started.wait, 300)
-        with pytest.raises(ReportBusyError):
-            await queries.run(lambda reader: 0)
-        at = now_ms()
-        sink.add("dead_letters", ("t", 0, 1, at, "not_json", "x", "", "x"))
-        await asyncio.wait_for(sink.flush(), 300)  # never behind the report
-        assert not report.done()
-        release.set()
-        assert await report == 0
-
-    try:
-        asyncio.run(run())
-        assert (
-            registry.get_sample_value("funnel_sink_rows_written_total", {"table": "dead_letters"})
-            == 1
-        )
-    finally:
-        release.set()
-        queries.close()
-        sink.close()
-        client.close()

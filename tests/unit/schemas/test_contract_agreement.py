@@ -19,7 +19,7 @@ from schemas.contract import EVENT_TYPE_ALIASES, MAX_ITEMS, MAX_QUANTITY
 from schemas.decode import decode_event
 from schemas.event import Event
 from schemas.jsonschema import build_schema
-from tests.unit.test_decode import LIMITS, NOW_MS, base
+from tests.unit.schemas.documents import LIMITS, NOW_MS, base
 
 VALIDATOR = jsonschema.Draft202012Validator(
     build_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
