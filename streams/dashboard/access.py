@@ -31,11 +31,10 @@ def token_middleware(token: str) -> Middleware:
             if not _matches(request.query.get("token"), token):
                 return _refused("wrong or missing token in the login URL")
             # Back to the page, keeping its other parameters but not the token.
-            page = request.rel_url.with_path("/").without_query("token")
+            kept = {name: value for name, value in request.query.items() if name != "token"}
+            page = request.rel_url.with_path("/").with_query(kept)
             response = web.HTTPSeeOther(location=str(page))
-            response.set_cookie(
-                TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/"
-            )
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/")
             return response
         offered = request.headers.get(TOKEN_HEADER) or request.cookies.get(TOKEN_COOKIE)
         if not _matches(offered, token):

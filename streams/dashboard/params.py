@@ -22,7 +22,7 @@ _QUOTED = 40
 MAX_SITE_ID = 128  # as the event contract allows
 
 
-class BadRequest(ValueError):
+class ParamError(ValueError):
     """A parameter the dashboard cannot answer; the message is shown to the user."""
 
 
@@ -46,43 +46,44 @@ def _only(params: Mapping[str, str], allowed: Collection[str]) -> None:
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         names = ", ".join(quoted(name) for name in unknown[:5])
-        raise BadRequest(f"unknown parameter(s) {names}; allowed: {', '.join(allowed)}")
+        raise ParamError(f"unknown parameter(s) {names}; allowed: {', '.join(allowed)}")
 
 
 def _instant(params: Mapping[str, str], name: str) -> datetime:
     text = params.get(name)
     if not text:
-        raise BadRequest(f"missing parameter {name!r} (an ISO 8601 time with offset)")
+        raise ParamError(f"missing parameter {name!r} (an ISO 8601 time with offset)")
     try:
         return parse_instant(text)
     except (ValueError, OverflowError):
-        raise BadRequest(
-            f"{name}={quoted(text)} is not an ISO 8601 time with offset, "
-            "e.g. 2026-11-24T10:00:00Z"
+        raise ParamError(
+            f"{name}={quoted(text)} is not an ISO 8601 time with offset, e.g. 2026-11-24T10:00:00Z"
         ) from None
 
 
 def parse_range(params: Mapping[str, str]) -> Range:
     start, end = _instant(params, "from"), _instant(params, "to")
     if start >= end:
-        raise BadRequest(f"from ({start.isoformat()}) must be before to ({end.isoformat()})")
+        raise ParamError(f"from ({start.isoformat()}) must be before to ({end.isoformat()})")
     if end - start > MAX_RANGE:
-        raise BadRequest(f"range of {(end - start).days} days is over the {MAX_RANGE.days}-day limit")
+        raise ParamError(
+            f"range of {(end - start).days} days is over the {MAX_RANGE.days}-day limit"
+        )
     return Range(start, end)
 
 
 def parse_site(params: Mapping[str, str]) -> str:
     site = params.get("site")
     if not site:
-        raise BadRequest("missing parameter 'site'")
+        raise ParamError("missing parameter 'site'")
     if len(site) > MAX_SITE_ID:
-        raise BadRequest(f"site {quoted(site)} is longer than {MAX_SITE_ID} characters")
+        raise ParamError(f"site {quoted(site)} is longer than {MAX_SITE_ID} characters")
     return site
 
 
-def unknown_site(site: str, sites: Collection[str]) -> BadRequest:
+def unknown_site(site: str, sites: Collection[str]) -> ParamError:
     listed = ", ".join(sorted(sites)[:20]) or "none yet"
-    return BadRequest(f"unknown site {quoted(site)}; sites with data: {listed}")
+    return ParamError(f"unknown site {quoted(site)}; sites with data: {listed}")
 
 
 def parse_report(params: Mapping[str, str]) -> ReportRequest:
@@ -92,10 +93,12 @@ def parse_report(params: Mapping[str, str]) -> ReportRequest:
     span = parse_range(params)
     by = params.get("by") or None
     if by is not None and by not in BREAKDOWN_DIMENSIONS:
-        raise BadRequest(f"cannot break down by {quoted(by)}; one of {', '.join(BREAKDOWN_DIMENSIONS)}")
+        raise ParamError(
+            f"cannot break down by {quoted(by)}; one of {', '.join(BREAKDOWN_DIMENSIONS)}"
+        )
     text = params.get("min_sessions", str(DEFAULT_MIN_SESSIONS))
     if not text.isdecimal() or len(text) > 9:
-        raise BadRequest(f"min_sessions={quoted(text)} is not a whole number of sessions")
+        raise ParamError(f"min_sessions={quoted(text)} is not a whole number of sessions")
     return ReportRequest(ReportQuery(site, span.start, span.end, by), int(text), as_json=True)
 
 

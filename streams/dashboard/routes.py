@@ -30,7 +30,7 @@ from sinks.errors import translate
 from sinks.report_queries import query_report
 from streams.dashboard.documents import dead_letters_json, series_json, sites_json
 from streams.dashboard.params import (
-    BadRequest,
+    ParamError,
     parse_dead_letters,
     parse_report,
     parse_series,
@@ -69,9 +69,7 @@ class Assets:
         )
 
 
-def add_dashboard(
-    app: web.Application, runner: QueryRunner, *, database: str, live: bool
-) -> None:
+def add_dashboard(app: web.Application, runner: QueryRunner, *, database: str, live: bool) -> None:
     """Serve the page and its JSON documents from `app`, querying through `runner`."""
     assets = Assets.load()
 
@@ -90,7 +88,7 @@ def add_dashboard(
         try:
             return await runner.run(call)
         except Exception as exc:
-            raise _Unavailable(str(translate(exc))) from exc
+            raise _UnavailableError(str(translate(exc))) from exc
 
     async def known(site: str) -> None:
         if not await query(lambda c: site_has_data(c, database, site)):
@@ -109,9 +107,7 @@ def add_dashboard(
         site, span = parse_series(params)
         await known(site)
         step = span.step_s
-        points = await query(
-            lambda c: query_series(c, database, site, span.start, span.end, step)
-        )
+        points = await query(lambda c: query_series(c, database, site, span.start, span.end, step))
         return series_json(site, span, points)
 
     async def dead_letters(params: Mapping[str, str]) -> bytes:
@@ -130,7 +126,7 @@ def add_dashboard(
         app.router.add_get(path, _json_endpoint(build))
 
 
-class _Unavailable(Exception):
+class _UnavailableError(Exception):
     """ClickHouse could not answer; the message is its translated reason."""
 
 
@@ -138,9 +134,9 @@ def _json_endpoint(build: Json) -> Callable[[web.Request], Awaitable[web.Respons
     async def handle(request: web.Request) -> web.Response:
         try:
             body = await build(request.query)
-        except BadRequest as exc:
+        except ParamError as exc:
             return _error(400, str(exc))
-        except _Unavailable as exc:
+        except _UnavailableError as exc:
             return _error(503, f"query failed: {exc}")
         return web.Response(body=body, content_type="application/json", headers=SECURITY_HEADERS)
 

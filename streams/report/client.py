@@ -83,11 +83,11 @@ def ask_worker(settings: Settings, request: ReportRequest, path: Path) -> bytes:
             "(FUNNEL_QUERY_PORT=0): set it on the worker, or stop the worker and run again"
         )
     base = endpoint_url(settings)
-    url = urllib.request.Request(
+    asked = urllib.request.Request(  # noqa: S310 - an http URL we built
         f"{base}/report?{urlencode(request.as_params())}", headers=auth_headers(settings)
     )
     try:
-        with urllib.request.urlopen(url, timeout=120) as response:  # noqa: S310 - our http URL
+        with urllib.request.urlopen(asked, timeout=120) as response:  # noqa: S310 - see above
             served = response.headers.get(STORE_HEADER)
             body: bytes = response.read()
     except urllib.error.HTTPError as exc:

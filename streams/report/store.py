@@ -19,8 +19,8 @@ QUERY_HOST = "127.0.0.1"
 # The worker names the store it serves, so a report never reads another worker's data.
 STORE_HEADER = "X-Funnel-Store"
 # Carries FUNNEL_DASHBOARD_TOKEN; browsers send it as a cookie of this name instead.
-TOKEN_HEADER = "X-Funnel-Token"
-TOKEN_COOKIE = "funnel_token"
+TOKEN_HEADER = "X-Funnel-Token"  # noqa: S105 - the header's name, not a secret
+TOKEN_COOKIE = "funnel_token"  # noqa: S105 - the cookie's name, not a secret
 _ANY_ADDRESS = ("", "0.0.0.0", "::")  # noqa: S104 - names of the wildcard bind, not a bind
 
 
