@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+from pydantic import ValidationError
 
 from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery
 from streams.kafka.config import aiokafka_security
@@ -210,4 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Command = args.handler
-    return handler(Settings(), args)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # One line per bad variable, no stack trace: a configuration mistake, not a bug.
+        problems = "; ".join(error["msg"] for error in exc.errors())
+        print(f"funnel: invalid FUNNEL_* settings: {problems}", file=sys.stderr)
+        return 2
+    return handler(settings, args)

@@ -24,9 +24,10 @@ def _dumps(body: dict[str, Any]) -> bytes:
     return orjson.dumps(body, option=orjson.OPT_APPEND_NEWLINE)
 
 
-def sites_json(sites: Sequence[str], *, live: bool) -> bytes:
-    """The sites with data, and whether a running worker still adds to them."""
-    return _dumps({"sites": list(sites), "live": live})
+def sites_json(sites: Sequence[str], *, live: bool, reports: Sequence[str]) -> bytes:
+    """The sites with data, whether a running worker still adds to them, and which optional
+    reports (marketing, customers) this endpoint serves, so the page asks only for those."""
+    return _dumps({"sites": list(sites), "live": live, "reports": list(reports)})
 
 
 def series_json(site_id: str, span: Range, points: Sequence[SeriesPoint]) -> bytes:

@@ -51,6 +51,8 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+# Reports other modules add to the endpoint (marketing, customers); their panels show when served.
+OPTIONAL_REPORTS = ("marketing", "customers")
 
 Json = Callable[[Mapping[str, str]], Awaitable[bytes]]
 
@@ -95,7 +97,10 @@ def add_dashboard(app: web.Application, runner: QueryRunner, *, database: str, l
             raise unknown_site(site, await query(lambda c: query_sites(c, database)))
 
     async def sites(_: Mapping[str, str]) -> bytes:
-        return sites_json(await query(lambda c: query_sites(c, database)), live=live)
+        served = {resource.canonical for resource in app.router.resources()}
+        reports = [name for name in OPTIONAL_REPORTS if f"/{name}" in served]
+        found = await query(lambda c: query_sites(c, database))
+        return sites_json(found, live=live, reports=reports)
 
     async def report(params: Mapping[str, str]) -> bytes:
         wanted = parse_report(params)
