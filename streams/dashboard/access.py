@@ -33,7 +33,7 @@ def token_middleware(token: str) -> Middleware:
             # Back to the page, keeping its other parameters but not the token.
             kept = {name: value for name, value in request.query.items() if name != "token"}
             page = request.rel_url.with_path("/").with_query(kept)
-            response = web.HTTPSeeOther(location=str(page))
+            response = web.Response(status=303, headers={"Location": str(page)})
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/")
             return response
         offered = request.headers.get(TOKEN_HEADER) or request.cookies.get(TOKEN_COOKIE)

@@ -96,7 +96,7 @@ def ask_worker(settings: Settings, request: ReportRequest, path: Path) -> bytes:
     except OSError as exc:
         raise ReportError(
             f"{path} is in use (a running worker?) and nothing answered on "
-            f"{base} (FUNNEL_QUERY_HOST, FUNNEL_QUERY_PORT): {exc}"
+            f"{base.removeprefix('http://')} (FUNNEL_QUERY_HOST, FUNNEL_QUERY_PORT): {exc}"
         ) from exc
     if served != store_id(settings):
         raise ReportError(

@@ -1,5 +1,5 @@
 // Funnelstream dashboard: fetches the JSON documents and draws them. No framework, no library:
-// DOM text nodes for every number (never innerHTML, so no data is ever parsed as markup) and
+// DOM text nodes for every number (data is never parsed as markup) and
 // hand-built SVG for the two time charts.
 "use strict";
 
@@ -283,7 +283,9 @@ async function load() {
     $("error").textContent = String(err.message || err);
     $("error").hidden = false;
   }
+  // For tests and scripts: how many loads finished, and which query the page shows now.
   document.body.setAttribute("data-loaded", String(Number(document.body.getAttribute("data-loaded") || 0) + 1));
+  document.body.setAttribute("data-shown", [q.site, q.from, q.to, q.by].join("|"));
 }
 
 function schedule() {
