@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from streams.local.embedded_broker import EmbeddedBroker
 from streams.local.ports import free_port
 from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 from tests.integration.browser import ConsoleErrors, chromium, screenshot
-from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce
+from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce, watermarks_past
 from tests.integration.report_reference import World, comparable, expected_report, instant
 from tests.unit.funnel.reference import reference
 
@@ -195,7 +196,7 @@ def test_dashboard_in_chromium_then_standalone_with_token(
     try:
         last_ms = max(e.occurred_at_ms for e in events)
         bound_s = (last_ms + RULES.abandonment_ms + 2 * RULES.lateness_ms) / 1000 + 1
-        worker.wait_until(final_past(worker, bound_s), timeout=300, what="all final")
+        worker.wait_until(watermarks_past(worker, bound_s), timeout=300, what="all final")
         worker.wait_until(
             lambda: worker.total("funnel_events_invalid_total") >= sum(rejections.values()),
             timeout=120, what="dead letters stored",
@@ -221,14 +222,6 @@ def test_dashboard_in_chromium_then_standalone_with_token(
     finally:
         assert worker.stop() == 0, worker.log_tail()
     standalone(config, data_dir, lo, hi)
-
-
-def final_past(worker: WorkerProcess, bound_s: float) -> Callable[[], bool]:
-    def check() -> bool:
-        marks = [v for (n, _), v in worker.metrics().items() if n == "funnel_watermark_seconds"]
-        return len(marks) == 4 and min(marks) >= bound_s
-
-    return check
 
 
 def checks_numbers_and_switches(
@@ -307,7 +300,12 @@ def checks_live_refresh(
     views = api(base, "/api/report", **query)["stages"][0]["sessions"]
     page.evaluate("window.__sameDocument = true")
     live = live_messages(datetime.now(UTC))
-    asyncio.run(produce(broker.bootstrap, config.events_topic, live))
+    # Playwright's sync API owns this thread's event loop: the producer runs on another.
+    with ThreadPoolExecutor(1) as pool:
+        sending = pool.submit(
+            lambda: asyncio.run(produce(broker.bootstrap, config.events_topic, live))
+        )
+        assert sending.result(timeout=120) == len(live)
     wanted = f"{views + LIVE_SESSIONS:,}"
     wait_for(
         lambda: field(page, '.tiles [data-field="sessions"]') == wanted,

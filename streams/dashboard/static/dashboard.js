@@ -172,8 +172,9 @@ function lineChart(svg, times, series, format) {
     add("line", { x1: L, x2: W - R, y1: y(max * f), y2: y(max * f), class: "grid" });
     add("text", { x: L - 6, y: y(max * f) + 4, "text-anchor": "end", class: "tick" }, format(max * f));
   }
-  if (times.length) for (const i of [0, Math.floor((times.length - 1) / 2), times.length - 1]) {
-    add("text", { x: x(i), y: H - B + 16, "text-anchor": "middle", class: "tick" }, stamp(times[i]));
+  if (times.length) {  // first, middle and last bucket, anchored so none is cut at an edge
+    const ticks = [[0, "start"], [Math.floor((times.length - 1) / 2), "middle"], [times.length - 1, "end"]];
+    for (const [i, anchor] of ticks) add("text", { x: x(i), y: H - B + 16, "text-anchor": anchor, class: "tick" }, stamp(times[i]));
   }
   add("text", { x: (L + W - R) / 2, y: H - B + 32, "text-anchor": "middle", class: "tick" }, "time (UTC)");
   series.forEach((s, k) => {
