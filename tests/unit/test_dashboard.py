@@ -190,7 +190,12 @@ def test_the_page_loads_nothing_from_outside_the_package() -> None:
     html = (static / "index.html").read_text()
     linked = re.findall(r'(?:src|href)="([^"]+)"', html)
     # "data:," is the empty favicon: without it the browser asks for /favicon.ico.
-    assert sorted(linked) == ["/api/sites", "/static/dashboard.css", "/static/dashboard.js", "data:,"]
+    assert sorted(linked) == [
+        "/api/sites",
+        "/static/dashboard.css",
+        "/static/dashboard.js",
+        "data:,",
+    ]
     for name in ("index.html", "dashboard.js", "dashboard.css"):
         text = (static / name).read_text()
         # The SVG namespace is a name, not a fetch; nothing else may point off the machine.

@@ -251,6 +251,7 @@ function drawCustomers(c) {
   const show = Boolean(summary && CUSTOMER_KEYS.some((k) => k in summary));
   $("customers").hidden = !show;
   if (!show) return;
+  $("customers-note").textContent = c.as_of ? `As of ${c.as_of}` : "";
   const dl = $("customers-summary");
   dl.replaceChildren();
   for (const k of CUSTOMER_KEYS) if (k in summary) dl.append(el("dt", k.replaceAll("_", " ")), el("dd", scalar(k, summary[k])));
@@ -259,6 +260,18 @@ function drawCustomers(c) {
 }
 
 // ---- loading
+// A report another module serves (listed by /api/sites): its own failure stays in its panel.
+async function optional(name, params, draw) {
+  if (!(state.extra || []).includes(name)) { draw(null); return; }
+  try {
+    draw(await getJson("/" + name, params));
+  } catch (err) {
+    draw(null);
+    $(name).hidden = false;
+    $(name + "-note").textContent = `${name} report unavailable: ${err.message || err}`;
+  }
+}
+
 async function load() {
   const q = wanted();
   state.last = q;
@@ -274,9 +287,8 @@ async function load() {
     drawReport(report);
     drawSeries(series);
     drawDeadLetters(dlq);
-    const extra = state.extra || [];
-    drawMarketing(extra.includes("marketing") ? await getJson("/marketing", { ...params, format: "json" }) : null);
-    drawCustomers(extra.includes("customers") ? await getJson("/customers", { site: q.site, as_of: q.to, format: "json" }) : null);
+    await optional("marketing", { ...params, format: "json" }, drawMarketing);
+    await optional("customers", { site: q.site, as_of: q.to, format: "json" }, drawCustomers);
     $("error").hidden = true;
     $("status").textContent = `Updated ${new Date().toISOString().slice(11, 19)} UTC` +
       (state.live ? ` · refreshing every ${state.refreshS} s` : " · worker stopped, not refreshing");
