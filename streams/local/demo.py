@@ -165,9 +165,9 @@ async def _simulate_and_watch(
             now = await asyncio.to_thread(scrape, metrics_port)
             sent = round(elapsed * options.rate)
             progress = Progress(elapsed, options.duration_s, sent, options.incident)
-            lines = [banner, "", *render(now, before, 1.0, progress)]
-            if tty:
-                out.write("\x1b[H\x1b[2J" + "\n".join(lines) + "\n")
+            lines = render(now, before, 1.0, progress)
+            if tty:  # the screen is cleared each second: keep the dashboard address on it
+                out.write("\x1b[H\x1b[2J" + "\n".join([banner, "", *lines]) + "\n")
             elif int(elapsed) % 10 == 0:
                 out.write("\n".join(lines) + "\n\n")
             out.flush()

@@ -214,6 +214,8 @@ def test_dashboard_in_chromium_then_standalone_with_token(
             )
             checks_numbers_and_switches(page, base, world, rejections, (lo, hi), narrow)
             checks_live_refresh(page, base, broker, config, query)
+            assert page.locator("#marketing").is_hidden()  # not served by this endpoint
+            assert page.locator("#customers").is_hidden()
             screenshot(page, "dashboard-1280x800.png")
             page.set_viewport_size({"width": 390, "height": 844})
             screenshot(page, "dashboard-phone.png")
@@ -221,7 +223,9 @@ def test_dashboard_in_chromium_then_standalone_with_token(
             assert errors.seen == []
     finally:
         assert worker.stop() == 0, worker.log_tail()
-    standalone(config, data_dir, lo, hi)
+    span = {"site": "shop-a", "from": lo.isoformat(), "to": hi.isoformat()}
+    standalone(config, data_dir, span)
+    marketing_and_customers_panels(config, data_dir, span)
 
 
 def checks_numbers_and_switches(
@@ -324,7 +328,7 @@ def checks_live_refresh(
     wait_for(shows_the_document, timeout=120, what="the page to settle on the document")
 
 
-def standalone(config: PipelineConfig, data_dir: Path, lo: datetime, hi: datetime) -> None:
+def standalone(config: PipelineConfig, data_dir: Path, span: dict[str, str]) -> None:
     """`funnel dashboard` on a non-loopback bind: the token or 401; a 400 for bad input."""
     port = free_port()
     env = config.env(data_dir=data_dir, metrics_port=free_port())
@@ -343,7 +347,6 @@ def standalone(config: PipelineConfig, data_dir: Path, lo: datetime, hi: datetim
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: answers(base), timeout=120, what="funnel dashboard to listen")
-        span = {"site": "shop-a", "from": lo.isoformat(), "to": hi.isoformat()}
         for path in ("/", "/api/sites", f"/api/report?{urlencode(span)}", "/report"):
             for headers in ({}, {"X-Funnel-Token": "wrong"}):
                 status, body = get(base + path, headers)
@@ -414,3 +417,42 @@ def logs_in_with_the_cookie(base: str, span: dict[str, str]) -> None:
         assert "not refreshing" in field(page, "#status")  # a stopped worker's data
         assert field(page, '.tiles [data-field="sessions"]')[0].isdigit()
         assert errors.seen == []
+
+
+def marketing_and_customers_panels(
+    config: PipelineConfig, data_dir: Path, span: dict[str, str]
+) -> None:
+    """Drawn from documents shaped as issues 13 and 14 specify (not the real reports yet)."""
+    port = free_port()
+    env = config.env(data_dir=data_dir, metrics_port=free_port()) | {"FUNNEL_QUERY_PORT": str(port)}
+    log = (data_dir / "stub.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.stub_reports"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: answers(base), timeout=120, what="the stub reports to listen")
+        assert api(base, "/api/sites")["reports"] == ["marketing", "customers"]
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            errors = ConsoleErrors(page)
+            page.goto(f"{base}/?{urlencode(span)}")
+            wait_for(lambda: loads(page) >= 1, timeout=60, what="the page")
+            assert page.locator("#marketing").is_visible()
+            google = page.locator("#marketing-table tbody tr").first.locator("th, td")
+            assert google.all_inner_texts()[:3] == ["google", "EUR", "1,120.50"]
+            assert google.nth(7).inner_text() == "124.50"  # CAC
+            assert google.nth(9).inner_text() == "2.21"  # ROAS
+            assert page.locator("#customers").is_visible()
+            summary = page.locator("#customers-summary dd").all_inner_texts()
+            assert summary[:4] == ["40", "7", "10", "25.0%"]
+            assert "EUR 86.94" in summary
+            cells = page.locator("#cohorts-table tbody tr").first.locator("td").all_inner_texts()
+            assert cells == ["12", "50.0%", "25.0%", "8.3%"]
+            screenshot(page, "dashboard-with-marketing-and-customers.png")
+            assert errors.seen == []
+    finally:
+        server.terminate()
+        assert server.wait(60) == 0, (data_dir / "stub.log").read_text()
+        log.close()

@@ -242,8 +242,8 @@ function rowsTable(table, rows) {  // a generic table over a list of flat object
 }
 function heat(v) {
   const cell = el("span", v === undefined || v === null ? "" : pct(v), { class: "heat" });
-  if (typeof v === "number") cell.style.backgroundColor = `rgba(31, 95, 168, ${Math.min(1, v).toFixed(3)})`;
-  if (typeof v === "number" && v > 0.5) cell.classList.add("dark");
+  // At most 55% of the accent colour, so the dark text keeps a 7:1 contrast on every cell.
+  if (typeof v === "number") cell.style.backgroundColor = `rgba(31, 95, 168, ${(0.55 * Math.min(1, v)).toFixed(3)})`;
   return cell;
 }
 function drawCustomers(c) {
