@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from sinks.report_queries import ReportQuery
+from streams.dashboard.access import dashboard_url
 from streams.kafka.producer import EventProducer
 from streams.kafka.tansu_compat import install_tansu_compat
 from streams.kafka.topics import create_topics
@@ -30,12 +31,13 @@ from streams.local.live_view import Progress, Samples, render, scrape, total
 from streams.local.ports import free_port, local_worker_env, loopback_port
 from streams.report.client import report_output
 from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest
+from streams.report.store import endpoint_url
 from streams.settings import Settings
 from streams.sim.generator import SimulationConfig
 from streams.sim.incidents import parse_incident
 from streams.sim.sender import SimulationStats, run_simulation
 from streams.sim.traffic import MESSAGES_PER_SESSION
-from streams.worker.stopped_endpoint import dashboard_url, serve_stopped
+from streams.worker.stopped_endpoint import serve_stopped
 
 DEMO_RULES = {"FUNNEL_LATENESS_S": "5", "FUNNEL_ABANDONMENT_TIMEOUT_S": "20"}
 
@@ -74,7 +76,9 @@ def run_demo(settings: Settings, options: DemoOptions, out: TextIO) -> Path:
         settings = settings.model_copy(update={"query_port": loopback_port(settings.query_port)})
         worker = _start_worker(settings, broker.bootstrap, data_dir, metrics_port)
         until = "until Ctrl-C" if options.keep else "while the demo runs"
-        banner = f"dashboard: {dashboard_url(settings)}  (live {until})"
+        token_set = bool(settings.dashboard_token.get_secret_value())
+        url = dashboard_url(endpoint_url(settings), None, token_set=token_set)
+        banner = f"dashboard: {url}  (live {until})"
         print(banner, file=out, flush=True)
         try:
             started = datetime.now(UTC)

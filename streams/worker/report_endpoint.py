@@ -18,10 +18,10 @@ from mode import Service
 
 from sinks.errors import translate
 from sinks.report_queries import query_report
-from streams.dashboard.access import token_middleware
+from streams.dashboard.access import GATE, TokenGate, dashboard_url
 from streams.dashboard.routes import add_dashboard
 from streams.report.numbers import ReportRequest, build_report
-from streams.report.store import STORE_HEADER, QueryRunner, store_id
+from streams.report.store import STORE_HEADER, QueryRunner, endpoint_url, store_id
 from streams.report.view import render
 from streams.settings import Settings
 
@@ -33,15 +33,20 @@ def report_services(settings: Settings, sink: QueryRunner) -> list[Service]:
     if not settings.query_port:
         return []
     app = endpoint_app(settings, sink, live=True)
-    return [ReportServer(app, host=settings.query_host, port=settings.query_port)]
+    token_set = bool(settings.dashboard_token.get_secret_value())
+    url = dashboard_url(endpoint_url(settings), app, token_set=token_set)
+    return [ReportServer(app, host=settings.query_host, port=settings.query_port, url=url)]
 
 
 def endpoint_app(settings: Settings, sink: QueryRunner, *, live: bool) -> web.Application:
     """Report routes and the dashboard, behind the token when one is set."""
     token = settings.dashboard_token.get_secret_value()
-    middlewares = [token_middleware(token)] if token else []
+    gate = TokenGate(token) if token else None
+    middlewares = [gate.middleware()] if gate else []
     database = settings.clickhouse_database
     app = report_app(sink, database=database, store=store_id(settings), middlewares=middlewares)
+    if gate:
+        app[GATE] = gate
     add_dashboard(app, sink, database=database, live=live)
     return app
 
@@ -70,11 +75,14 @@ def report_app(
 class ReportServer(Service):
     """Serves `report_app` for as long as the worker runs."""
 
-    def __init__(self, app: web.Application, *, host: str, port: int, **kwargs: Any) -> None:
+    def __init__(
+        self, app: web.Application, *, host: str, port: int, url: str = "", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._runner = web.AppRunner(app, access_log=None)
         self._host = host
         self._port = port
+        self._url = url  # announced once listening: the dashboard, or its one-time login
 
     async def on_start(self) -> None:
         await self._runner.setup()
@@ -83,6 +91,8 @@ class ReportServer(Service):
         except OSError as exc:
             # The endpoint is a convenience; a taken port must not stop the stream.
             log.warning("report endpoint off, %s:%s is taken: %s", self._host, self._port, exc)
+        else:
+            log.info("dashboard: %s", self._url or f"port {self._port}")
 
     async def on_stop(self) -> None:
         await self._runner.cleanup()

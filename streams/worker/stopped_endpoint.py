@@ -17,6 +17,7 @@ from clickhouse_connect.driver.client import Client
 
 from sinks.clickhouse import connect
 from sinks.errors import SinkError
+from streams.dashboard.access import dashboard_url
 from streams.report.client import ReportError, in_use
 from streams.report.store import chdb_path, endpoint_url
 from streams.settings import Settings
@@ -40,14 +41,6 @@ class ClientRunner:
         self._client.close()
 
 
-def dashboard_url(settings: Settings) -> str:
-    """The page's address; with a token, the one-time login URL (token left to the reader)."""
-    base = endpoint_url(settings)
-    if settings.dashboard_token.get_secret_value():
-        return f"{base}/login?token=$FUNNEL_DASHBOARD_TOKEN"
-    return f"{base}/"
-
-
 def open_stopped(settings: Settings) -> Client:
     """A client on the data; ReportError says why not (a running worker, no data)."""
     config = clickhouse_config(settings)
@@ -56,7 +49,7 @@ def open_stopped(settings: Settings) -> Client:
         if in_use(path):
             raise ReportError(
                 f"{path} is in use by a running worker: its dashboard is at "
-                f"{dashboard_url(settings)} (FUNNEL_QUERY_PORT of that worker)"
+                f"{endpoint_url(settings)}/ (FUNNEL_QUERY_PORT of that worker)"
             )
         if not path.is_dir():
             raise ReportError(
@@ -70,16 +63,18 @@ def open_stopped(settings: Settings) -> Client:
 
 
 def serve_stopped(settings: Settings, announce: Callable[[str], None]) -> None:
-    """Serve until SIGINT/SIGTERM; `announce` gets the URL once the data is open.
+    """Serve until SIGINT/SIGTERM; `announce` gets the URL (or one-time login URL) once the
+    data is open.
 
     Against a server DSN a worker may still be writing, so the page refreshes itself there.
     """
     if not settings.query_port:
         raise ReportError("FUNNEL_QUERY_PORT is 0: set the port the dashboard should use")
     runner = ClientRunner(open_stopped(settings))
-    announce(dashboard_url(settings))
     try:
         app = endpoint_app(settings, runner, live=not clickhouse_config(settings).embedded)
+        token_set = bool(settings.dashboard_token.get_secret_value())
+        announce(dashboard_url(endpoint_url(settings), app, token_set=token_set))
         web.run_app(app, host=settings.query_host, port=settings.query_port, print=None)
     finally:
         runner.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import subprocess
 import sys
 import time
@@ -363,7 +364,11 @@ def standalone(config: PipelineConfig, data_dir: Path, span: dict[str, str]) -> 
         assert cli.returncode == 0, cli.stderr
         assert cli.stdout == served
         bad_parameters_are_400(base, token, span)
-        logs_in_with_the_cookie(base, span)
+        # The one-time login URL `funnel dashboard` printed when it started.
+        printed = re.search(r"dashboard: (\S+)", (data_dir / "dashboard.log").read_text())
+        assert printed is not None
+        assert printed[1].startswith(f"http://127.0.0.1:{port}/login?code=")
+        logs_in_with_the_cookie(printed[1], span)
     finally:
         server.terminate()
         assert server.wait(60) == 0, (data_dir / "dashboard.log").read_text()
@@ -405,14 +410,14 @@ def bad_parameters_are_400(base: str, token: dict[str, str], span: dict[str, str
         assert b"Traceback" not in body
 
 
-def logs_in_with_the_cookie(base: str, span: dict[str, str]) -> None:
-    """A browser opens the one-time login URL, gets the cookie, and lands on the page."""
+def logs_in_with_the_cookie(login: str, span: dict[str, str]) -> None:
+    """A browser opens a one-time login URL, gets the cookie, and lands on the page."""
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         errors = ConsoleErrors(page)
-        page.goto(f"{base}/login?{urlencode({'token': TOKEN} | span)}")
+        page.goto(f"{login}&{urlencode(span)}")
         wait_for(lambda: loads(page) >= 1, timeout=60, what="the page after login")
-        assert "token" not in page.url
+        assert "code" not in page.url
         assert "site=shop-a" in page.url
         assert "not refreshing" in field(page, "#status")  # a stopped worker's data
         assert field(page, '.tiles [data-field="sessions"]')[0].isdigit()

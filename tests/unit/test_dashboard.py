@@ -144,20 +144,23 @@ def with_endpoint(tmp_path: Path, ask: Ask, **settings: Any) -> None:
         sink.close()
 
 
-def test_with_a_token_every_path_needs_it_and_login_sets_a_strict_cookie(tmp_path: Path) -> None:
+def test_with_a_token_every_path_needs_it_and_a_login_url_works_once(tmp_path: Path) -> None:
     async def ask(client: TestClient[Any, Any]) -> None:
-        for path in ("/", "/static/dashboard.js", "/api/sites", "/report", "/nowhere"):
+        for path in ("/", "/static/dashboard.js", "/api/sites", "/report", "/login/new", "/x"):
             for headers in ({}, {"X-Funnel-Token": "wrong"}):
                 response = await client.get(path, headers=headers)
                 assert response.status == 401, (path, headers)
         page = await client.get("/", headers={"X-Funnel-Token": TOKEN})
         assert page.status == 200
         assert "script-src 'self'" in page.headers["Content-Security-Policy"]
-        refused = await client.get("/login", params={"token": "wrong"}, allow_redirects=False)
-        assert refused.status == 401
-        login = await client.get(
-            "/login", params={"token": TOKEN, "site": "shop-1"}, allow_redirects=False
-        )
+        for params in ({"token": TOKEN}, {"code": "guessed"}, {}):
+            refused = await client.get("/login", params=params, allow_redirects=False)
+            assert refused.status == 401, params
+        made = await client.get("/login/new", headers={"X-Funnel-Token": TOKEN})
+        path = (await made.json())["path"]
+        assert path.startswith("/login?code=")
+        assert TOKEN not in path
+        login = await client.get(f"{path}&site=shop-1", allow_redirects=False)
         assert login.status == 303
         assert login.headers["Location"] == "/?site=shop-1"
         cookie = login.headers["Set-Cookie"]
@@ -165,6 +168,10 @@ def test_with_a_token_every_path_needs_it_and_login_sets_a_strict_cookie(tmp_pat
         assert "SameSite=Strict" in cookie
         # The test client's jar now holds the cookie: the page answers without the header.
         assert (await client.get("/")).status == 200
+        client.session.cookie_jar.clear()
+        again = await client.get(path, allow_redirects=False)
+        assert again.status == 401  # spent
+        assert "used already" in (await again.json())["error"]
 
     with_endpoint(tmp_path, ask, query_host="0.0.0.0", dashboard_token=TOKEN)  # noqa: S104
 
