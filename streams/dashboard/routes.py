@@ -50,7 +50,11 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+STATIC = {
+    "dashboard.css": "text/css",
+    "dashboard.js": "text/javascript",
+    "draw.js": "text/javascript",
+}
 # Reports other modules add to the endpoint (marketing, customers); their panels show when served.
 OPTIONAL_REPORTS = ("marketing", "customers")
 

@@ -16,14 +16,11 @@ import re
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -39,6 +36,17 @@ from streams.local.embedded_broker import EmbeddedBroker
 from streams.local.ports import free_port
 from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 from tests.integration.browser import ConsoleErrors, chromium, screenshot
+from tests.integration.dashboard_page import (
+    answers,
+    api,
+    assert_breakdown_shows,
+    assert_page_shows,
+    field,
+    get,
+    loads,
+    showing,
+    wait_for,
+)
 from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce, watermarks_past
 from tests.integration.report_reference import World, comparable, expected_report, instant
 from tests.unit.funnel.reference import reference
@@ -74,96 +82,6 @@ def live_messages(now: datetime) -> list[SimulatedMessage]:
                      "site_id": "shop-a", "session_id": f"live-{i}", "device": "mobile"}  # fmt: skip
             messages.append(SimulatedMessage(f"live-{i}".encode(), orjson.dumps(event)))
     return messages
-
-
-def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def api(base: str, path: str, headers: dict[str, str] | None = None, **params: str) -> Any:
-    status, body = get(f"{base}{path}?{urlencode(params)}", headers)
-    assert status == 200, body
-    return orjson.loads(body)
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def same_percent(text: str, value: float | None) -> bool:
-    """The page rounds to one decimal; a missing ratio (nobody before the step) shows a dash."""
-    if value is None:
-        return text == "–"  # noqa: RUF001 - the page's dash for "no value"
-    return text.endswith("%") and abs(float(text[:-1]) - 100 * value) <= 0.05 + 1e-9
-
-
-def money(text: str) -> str:
-    whole, _, cents = text.partition(".")
-    return f"{int(whole):,}.{cents}"
-
-
-def field(page: Page, selector: str) -> str:
-    return page.locator(selector).inner_text().strip()
-
-
-def assert_page_shows(page: Page, report: dict[str, Any]) -> None:
-    """Every number the page draws from /api/report equals the document's."""
-    assert field(page, '.tiles [data-field="sessions"]') == f"{report['stages'][0]['sessions']:,}"
-    for i, stage in enumerate(report["stages"]):
-        row = f'#funnel-table tr[data-stage="{stage["stage"]}"]'
-        assert field(page, f'{row} [data-field="sessions"]') == f"{stage['sessions']:,}"
-        if i:
-            step = report["steps"][i - 1]
-            shown = field(page, f'{row} [data-field="step"]')
-            assert same_percent(shown, step["conversion"]), (stage, shown, step)
-    worst = report["worst_step"]
-    if worst is None:
-        assert page.locator('tr[data-worst="true"]').count() == 0
-        assert "none" in field(page, "#worst")
-    else:
-        assert page.locator('tr[data-worst="true"]').get_attribute("data-stage") == worst["to"]
-        assert f"{worst['from']} → {worst['to']}" in field(page, "#worst")
-    overall = field(page, '.tiles [data-field="overall_conversion"]')
-    assert same_percent(overall, report["overall_conversion"]), overall
-    assert field(page, '.tiles [data-field="orders"]') == f"{report['orders']:,}"
-    assert page.locator("#money-table tbody tr[data-currency]").count() == len(report["revenue"])
-    for currency, amount in report["revenue"].items():
-        row = f'#money-table tr[data-currency="{currency}"]'
-        assert field(page, f'{row} [data-field="revenue"]') == money(amount)
-        assert field(page, f'{row} [data-field="aov"]') == money(report["aov"][currency])
-    for key in ("carts_opened", "carts_abandoned", "carts_recovered"):
-        assert field(page, f'[data-field="{key}"]') == f"{report[key]:,}"
-    rate = field(page, '.facts [data-field="cart_abandonment"]')
-    assert same_percent(rate, report["cart_abandonment_rate"]), rate
-
-
-def assert_breakdown_shows(page: Page, report: dict[str, Any]) -> None:
-    rows = page.locator("#breakdown-table tbody tr")
-    assert rows.count() == len(report["breakdown"])
-    for i, entry in enumerate(report["breakdown"]):
-        cells = rows.nth(i).locator("th, td").all_inner_texts()
-        assert cells[0] == entry["key"]
-        assert cells[1:5] == [f"{s['sessions']:,}" for s in entry["stages"]], entry["key"]
-
-
-def loads(page: Page) -> int:
-    return int(page.locator("body").get_attribute("data-loaded") or 0)
-
-
-def showing(page: Page, site: str, lo: str, hi: str, by: str = "") -> Callable[[], bool]:
-    """True once a load of exactly this query finished (auto-refreshes run meanwhile)."""
-    wanted = "|".join((site, lo, hi, by))
-    return lambda: page.locator("body").get_attribute("data-shown") == wanted
 
 
 def test_dashboard_in_chromium_then_standalone_with_token(
@@ -373,14 +291,6 @@ def standalone(config: PipelineConfig, data_dir: Path, span: dict[str, str]) -> 
         server.terminate()
         assert server.wait(60) == 0, (data_dir / "dashboard.log").read_text()
         log.close()
-
-
-def answers(base: str) -> bool:
-    try:
-        get(base + "/")
-    except OSError:
-        return False
-    return True
 
 
 def bad_parameters_are_400(base: str, token: dict[str, str], span: dict[str, str]) -> None:

@@ -203,7 +203,7 @@ def test_the_page_loads_nothing_from_outside_the_package() -> None:
         "/static/dashboard.js",
         "data:,",
     ]
-    for name in ("index.html", "dashboard.js", "dashboard.css"):
+    for name in ("index.html", "dashboard.js", "draw.js", "dashboard.css"):
         text = (static / name).read_text()
         # The SVG namespace is a name, not a fetch; nothing else may point off the machine.
         assert re.findall(r"https?://", text.replace("http://www.w3.org/2000/svg", "")) == []
