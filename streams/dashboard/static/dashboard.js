@@ -77,6 +77,16 @@ async function load() {
   document.body.setAttribute("data-shown", [q.site, q.from, q.to, q.by].join("|"));
 }
 
+// The sites with data join the picker (new ones too, while a worker runs); how many there are.
+async function addSites() {
+  const info = await getJson("/api/sites", {});
+  state.live = info.live;
+  state.extra = info.reports || [];
+  const known = new Set(Array.from($("site").options, (option) => option.value));
+  for (const site of info.sites) if (!known.has(site)) $("site").append(el("option", site, { value: site }));
+  return info.sites.length;
+}
+
 function schedule() {
   clearTimeout(state.timer);
   if (state.live) state.timer = setTimeout(async () => { await load(); schedule(); }, state.refreshS * 1000);
@@ -87,11 +97,12 @@ async function start() {
   const given = (name) => url.searchParams.get(name);
   state.refreshS = Math.max(1, Number(given("refresh")) || 5);
   try {
-    const info = await getJson("/api/sites", {});
-    state.live = info.live;
-    state.extra = info.reports || [];
-    for (const site of info.sites) $("site").append(el("option", site, { value: site }));
-    if (!info.sites.length) { $("status").textContent = "No data yet: send events to the worker."; return; }
+    // A worker that just started has no site yet: ask again until one has data.
+    while (!(await addSites())) {
+      $("status").textContent = "No data yet: send events to the worker.";
+      if (!state.live) return;
+      await new Promise((resolve) => setTimeout(resolve, state.refreshS * 1000));
+    }
   } catch (err) {
     $("error").textContent = String(err.message || err);
     $("error").hidden = false;
