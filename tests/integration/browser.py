@@ -29,7 +29,7 @@ def chromium() -> Iterator[Browser]:
     if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
         raise AssertionError(
             f"no Chromium at {CHROMIUM}: install it with "
-            "`apt-get install -y chromium` (or `bash .ci/run` does), "
+            "`bash .ci/install-tools` (apt-get install -y chromium), "
             "or set FUNNEL_TEST_CHROMIUM to its path"
         )
     with sync_playwright() as playwright:

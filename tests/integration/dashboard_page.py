@@ -1,4 +1,4 @@
-"""Reading the dashboard: its JSON over HTTP, and what the page in Chromium shows."""
+"""Reading the dashboard: its JSON over HTTP, what the page in Chromium shows, its refusals."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 from playwright.sync_api import Page
+
+from tests.integration.browser import ConsoleErrors, chromium
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -109,3 +112,44 @@ def answers(base: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def bad_parameters_are_400(base: str, token: dict[str, str], span: dict[str, str]) -> None:
+    year_ago = (datetime.fromisoformat(span["to"]) - timedelta(days=400)).isoformat()
+    cases = [
+        ("/api/report", span | {"site": "no-such-shop"}, "unknown site"),
+        ("/api/report", span | {"from": span["to"], "to": span["from"]}, "must be before"),
+        ("/api/report", span | {"from": year_ago}, "366-day limit"),
+        ("/api/report", span | {"by": "device; DROP TABLE funnel.orders"}, "cannot break down"),
+        ("/api/report", span | {"by": "' OR 1=1 --"}, "cannot break down"),
+        ("/api/report", span | {"by": "device) UNION SELECT 1 --"}, "cannot break down"),
+        ("/api/report", span | {"from": "yesterday"}, "not an ISO 8601"),
+        ("/api/report", span | {"from": "0001-01-01T00:00:00+01:00"}, "not an ISO 8601"),
+        ("/api/report", {"from": span["from"], "to": span["to"]}, "missing parameter 'site'"),
+        ("/api/report", span | {"min_sessions": "-1"}, "whole number"),
+        ("/api/report", span | {"evil": "1"}, "unknown parameter"),
+        ("/api/series", span | {"site": "<script>alert(1)</script>"}, "unknown site"),
+        ("/api/series", span | {"to": span["from"]}, "must be before"),
+        ("/api/dead-letters", {"from": "x", "to": span["to"]}, "not an ISO 8601"),
+        ("/report", span | {"by": "device; DROP TABLE funnel.orders"}, "cannot break down"),
+        ("/report", span | {"from": "0001-01-01T00:00:00+01:00"}, "out of range"),
+    ]
+    for path, params, message in cases:
+        status, body = get(f"{base}{path}?{urlencode(params)}", token)
+        assert status == 400, (path, params, status, body)
+        assert message.encode() in body, (path, params, body)
+        assert b"Traceback" not in body
+
+
+def logs_in_with_the_cookie(login: str, span: dict[str, str]) -> None:
+    """A browser opens a one-time login URL, gets the cookie, and lands on the page."""
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors = ConsoleErrors(page)
+        page.goto(f"{login}&{urlencode(span)}")
+        wait_for(lambda: loads(page) >= 1, timeout=60, what="the page after login")
+        assert "code" not in page.url
+        assert "site=shop-a" in page.url
+        assert "not refreshing" in field(page, "#status")  # a stopped worker's data
+        assert field(page, '.tiles [data-field="sessions"]')[0].isdigit()
+        assert errors.seen == []

@@ -41,9 +41,11 @@ from tests.integration.dashboard_page import (
     api,
     assert_breakdown_shows,
     assert_page_shows,
+    bad_parameters_are_400,
     field,
     get,
     loads,
+    logs_in_with_the_cookie,
     showing,
     wait_for,
 )
@@ -291,47 +293,6 @@ def standalone(config: PipelineConfig, data_dir: Path, span: dict[str, str]) -> 
         server.terminate()
         assert server.wait(60) == 0, (data_dir / "dashboard.log").read_text()
         log.close()
-
-
-def bad_parameters_are_400(base: str, token: dict[str, str], span: dict[str, str]) -> None:
-    year_ago = (datetime.fromisoformat(span["to"]) - timedelta(days=400)).isoformat()
-    cases = [
-        ("/api/report", span | {"site": "no-such-shop"}, "unknown site"),
-        ("/api/report", span | {"from": span["to"], "to": span["from"]}, "must be before"),
-        ("/api/report", span | {"from": year_ago}, "366-day limit"),
-        ("/api/report", span | {"by": "device; DROP TABLE funnel.orders"}, "cannot break down"),
-        ("/api/report", span | {"by": "' OR 1=1 --"}, "cannot break down"),
-        ("/api/report", span | {"by": "device) UNION SELECT 1 --"}, "cannot break down"),
-        ("/api/report", span | {"from": "yesterday"}, "not an ISO 8601"),
-        ("/api/report", span | {"from": "0001-01-01T00:00:00+01:00"}, "not an ISO 8601"),
-        ("/api/report", {"from": span["from"], "to": span["to"]}, "missing parameter 'site'"),
-        ("/api/report", span | {"min_sessions": "-1"}, "whole number"),
-        ("/api/report", span | {"evil": "1"}, "unknown parameter"),
-        ("/api/series", span | {"site": "<script>alert(1)</script>"}, "unknown site"),
-        ("/api/series", span | {"to": span["from"]}, "must be before"),
-        ("/api/dead-letters", {"from": "x", "to": span["to"]}, "not an ISO 8601"),
-        ("/report", span | {"by": "device; DROP TABLE funnel.orders"}, "cannot break down"),
-        ("/report", span | {"from": "0001-01-01T00:00:00+01:00"}, "out of range"),
-    ]
-    for path, params, message in cases:
-        status, body = get(f"{base}{path}?{urlencode(params)}", token)
-        assert status == 400, (path, params, status, body)
-        assert message.encode() in body, (path, params, body)
-        assert b"Traceback" not in body
-
-
-def logs_in_with_the_cookie(login: str, span: dict[str, str]) -> None:
-    """A browser opens a one-time login URL, gets the cookie, and lands on the page."""
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        errors = ConsoleErrors(page)
-        page.goto(f"{login}&{urlencode(span)}")
-        wait_for(lambda: loads(page) >= 1, timeout=60, what="the page after login")
-        assert "code" not in page.url
-        assert "site=shop-a" in page.url
-        assert "not refreshing" in field(page, "#status")  # a stopped worker's data
-        assert field(page, '.tiles [data-field="sessions"]')[0].isdigit()
-        assert errors.seen == []
 
 
 def marketing_and_customers_panels(
