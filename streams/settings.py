@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -99,7 +100,13 @@ class Settings(BaseSettings):
     # from outside sets 0.0.0.0 (deploy/Dockerfile does), deliberately.
     metrics_host: str = Field("127.0.0.1", description="Address /metrics listens on")
     query_port: int = Field(
-        9109, ge=0, le=65535, description="Worker's report endpoint on 127.0.0.1 (0 = off)"
+        9109, ge=0, le=65535, description="Report endpoint and web dashboard port (0 = off)"
+    )
+    query_host: str = Field(
+        "127.0.0.1", description="Address the report endpoint and dashboard listen on"
+    )
+    dashboard_token: SecretStr = Field(
+        SecretStr(""), description="Required by the endpoint when set; needed off loopback"
     )
     report_max_concurrent: int = Field(
         2, ge=1, le=16, description="Report queries the worker's endpoint runs at once"
@@ -111,6 +118,16 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_scheme(cls, value: str) -> str:
         return value.removeprefix("kafka://")
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> Self:
+        # The dashboard shows revenue: it is never open to the network by accident.
+        if not is_loopback(self.query_host) and not self.dashboard_token.get_secret_value():
+            raise ValueError(
+                f"FUNNEL_QUERY_HOST={self.query_host} is not loopback: set "
+                "FUNNEL_DASHBOARD_TOKEN too, or keep the default 127.0.0.1"
+            )
+        return self
 
     @property
     def resolved_clickhouse_dsn(self) -> str:
@@ -144,3 +161,12 @@ def mask_url(url: str) -> str:
             [(n, MASK if n.lower() in _SECRET_PARAMS else v) for n, v in pairs], safe="*"
         )
     return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere

@@ -30,8 +30,8 @@ def parse_instant(text: str) -> datetime:
         raise ValueError(f"{text!r} has no UTC offset; add one, e.g. {text}Z or {text}+02:00")
     try:
         return moment.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00:00+14:00 is in year 0 in UTC
-        raise ValueError(f"{text!r} is out of range: years 1 to 9999 in UTC") from None
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of range in UTC") from None
 
 
 def money(amount: Decimal) -> str:

@@ -1,96 +1,73 @@
 """The worker's report endpoint: `funnel report` asks here while the worker holds chDB.
 
 GET /report?site=…&from=…&to=…[&by=…][&min_sessions=…][&format=json|table] answers with the
-rendered report, exactly what `funnel report` prints. Queries run on their own ClickHouse
-clients and threads (`ReportQueries`), never on the sink's, so a wide report cannot delay a
-flush; at most FUNNEL_REPORT_MAX_CONCURRENT run at once, and a request beyond that is answered
-503 at once rather than queued. It listens on loopback only: the report is for the operator on
-this machine, not for the network.
+rendered report, exactly what `funnel report` prints; `/` is the web dashboard
+(`streams.dashboard`) over the same documents. In a worker, queries run on a `QueryPool`:
+ClickHouse clients and threads of their own, never the sink's, so no report delays a flush; at
+most FUNNEL_REPORT_MAX_CONCURRENT at once, more are answered 503. It listens on loopback unless
+FUNNEL_QUERY_HOST says otherwise, which settings allow only with FUNNEL_DASHBOARD_TOKEN.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
-from clickhouse_connect.driver.client import Client
+from aiohttp.typedefs import Middleware
 from mode import Service
 
 from sinks.errors import translate
 from sinks.report_queries import query_report
+from streams.dashboard.access import GATE, TokenGate, dashboard_url
+from streams.dashboard.routes import add_dashboard
 from streams.report.numbers import ReportRequest, build_report
-from streams.report.store import QUERY_HOST, STORE_HEADER, store_id
+from streams.report.store import STORE_HEADER, QueryRunner, endpoint_url, store_id
 from streams.report.view import render
 from streams.settings import Settings
+from streams.worker.query_pool import QueryPool, QueryPoolBusyError
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
-class ReportBusyError(Exception):
-    """As many report queries as allowed are running already."""
-
-
-class ReportQueries:
-    """Read-only queries on clients and threads of their own, at most `limit` at once.
-
-    Clients are opened on first use (one per concurrent query: a client is not shared between
-    threads) and kept for the next request.
-    """
-
-    def __init__(self, connect: Callable[[], Client], *, limit: int) -> None:
-        self._connect = connect
-        self._limit = limit
-        self._running = 0
-        self._idle: list[Client] = []
-        self._executor = ThreadPoolExecutor(limit, thread_name_prefix="clickhouse-report")
-
-    async def run(self, call: Callable[[Client], T]) -> T:
-        if self._running >= self._limit:
-            raise ReportBusyError(f"{self._running} report queries are running; try again shortly")
-        self._running += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._call, call
-            )
-        finally:
-            self._running -= 1
-
-    def _call(self, call: Callable[[Client], T]) -> T:
-        # list.pop/append are atomic: each thread gets a client no other thread holds.
-        client = self._idle.pop() if self._idle else self._connect()
-        try:
-            return call(client)
-        finally:
-            self._idle.append(client)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        for client in self._idle:
-            client.close()
-
-
-def report_services(settings: Settings, queries: ReportQueries) -> list[Service]:
+def report_services(settings: Settings, queries: QueryPool) -> list[Service]:
     """The worker's extra services: the report endpoint, unless FUNNEL_QUERY_PORT is 0."""
     if not settings.query_port:
         return []
-    app = report_app(queries, database=settings.clickhouse_database, store=store_id(settings))
-    return [ReportServer(app, port=settings.query_port, closing=queries.close)]
+    app = endpoint_app(settings, queries, live=True)
+    token_set = bool(settings.dashboard_token.get_secret_value())
+    url = dashboard_url(endpoint_url(settings), app, token_set=token_set)
+    server = ReportServer(
+        app, host=settings.query_host, port=settings.query_port, url=url, closing=queries.close
+    )
+    return [server]
 
 
-def report_app(queries: ReportQueries, *, database: str, store: str) -> web.Application:
+def endpoint_app(settings: Settings, sink: QueryRunner, *, live: bool) -> web.Application:
+    """Report routes and the dashboard, behind the token when one is set."""
+    token = settings.dashboard_token.get_secret_value()
+    gate = TokenGate(token) if token else None
+    middlewares = [gate.middleware()] if gate else []
+    database = settings.clickhouse_database
+    app = report_app(sink, database=database, store=store_id(settings), middlewares=middlewares)
+    if gate:
+        app[GATE] = gate
+    add_dashboard(app, sink, database=database, live=live)
+    return app
+
+
+def report_app(
+    sink: QueryRunner, *, database: str, store: str, middlewares: list[Middleware] | None = None
+) -> web.Application:
     async def report(request: web.Request) -> web.Response:
         try:
             wanted = ReportRequest.from_params(request.query)
         except ValueError as exc:
             return web.Response(status=400, text=f"{exc}\n")
         try:
-            counts = await queries.run(lambda client: query_report(client, database, wanted.query))
-        except ReportBusyError as exc:
+            counts = await sink.run(lambda client: query_report(client, database, wanted.query))
+        except QueryPoolBusyError as exc:
             return web.Response(status=503, text=f"busy: {exc}\n", headers={"Retry-After": "1"})
         except Exception as exc:
             return web.Response(status=503, text=f"report query failed: {translate(exc)}\n")
@@ -98,7 +75,7 @@ def report_app(queries: ReportQueries, *, database: str, store: str) -> web.Appl
         content_type = "application/json" if wanted.as_json else "text/plain"
         return web.Response(body=body, content_type=content_type, headers={STORE_HEADER: store})
 
-    app = web.Application()
+    app = web.Application(middlewares=middlewares or [])
     app.router.add_get("/report", report)
     return app
 
@@ -110,22 +87,28 @@ class ReportServer(Service):
         self,
         app: web.Application,
         *,
+        host: str,
         port: int,
+        url: str = "",
         closing: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._closing = closing  # releases the endpoint's query clients
         self._runner = web.AppRunner(app, access_log=None)
+        self._host = host
         self._port = port
-        self._closing = closing
+        self._url = url  # announced once listening: the dashboard, or its one-time login
 
     async def on_start(self) -> None:
         await self._runner.setup()
         try:
-            await web.TCPSite(self._runner, QUERY_HOST, self._port).start()
+            await web.TCPSite(self._runner, self._host, self._port).start()
         except OSError as exc:
             # The endpoint is a convenience; a taken port must not stop the stream.
-            log.warning("report endpoint off, %s:%s is taken: %s", QUERY_HOST, self._port, exc)
+            log.warning("report endpoint off, %s:%s is taken: %s", self._host, self._port, exc)
+        else:
+            log.info("dashboard: %s", self._url or f"port {self._port}")
 
     async def on_stop(self) -> None:
         await self._runner.cleanup()

@@ -23,7 +23,8 @@ from streams.settings import Settings
 from streams.settings_adapters import clickhouse_config
 from streams.worker.assembly import build_worker_app
 from streams.worker.fatal import exit_process
-from streams.worker.report_endpoint import ReportQueries, report_services
+from streams.worker.query_pool import QueryPool
+from streams.worker.report_endpoint import report_services
 
 
 def ensure_topics(settings: Settings) -> None:
@@ -80,7 +81,7 @@ def run_worker(settings: Settings) -> None:
             faust_overrides=faust_flavor_settings(settings),
         )
         config = clickhouse_config(settings)
-        queries = ReportQueries(
+        queries = QueryPool(
             lambda: connect(config, create_database=False), limit=settings.report_max_concurrent
         )
         services = report_services(settings, queries)

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from sinks.batch import BatchSink, SinkMetrics
 from sinks.clickhouse import ClickHouseConfig, connect, migrate
-from streams.worker.report_endpoint import ReportBusyError, ReportQueries
+from streams.worker.query_pool import QueryPool, QueryPoolBusyError
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def test_a_running_report_never_delays_a_flush_and_extra_reports_are_refused(
     migrate(client, config, now=datetime.now(UTC))
     registry = CollectorRegistry()
     sink = BatchSink(client, database="funnel", metrics=SinkMetrics.create(registry))
-    queries = ReportQueries(lambda: connect(config, create_database=False), limit=1)
+    queries = QueryPool(lambda: connect(config, create_database=False), limit=1)
     started, release = threading.Event(), threading.Event()
 
     def wide_report(reader: Client) -> int:
@@ -45,7 +45,7 @@ def test_a_running_report_never_delays_a_flush_and_extra_reports_are_refused(
     async def run() -> None:
         report = asyncio.create_task(queries.run(wide_report))
         assert await asyncio.to_thread(started.wait, 300)
-        with pytest.raises(ReportBusyError):
+        with pytest.raises(QueryPoolBusyError):
             await queries.run(lambda reader: 0)
         at = now_ms()
         sink.add("dead_letters", ("t", 0, 1, at, "not_json", "x", "", "x"))

@@ -24,22 +24,18 @@ from streams.report.client import ReportError, in_use, report_output
 from streams.report.numbers import ReportRequest
 from streams.report.store import STORE_HEADER, store_id
 from streams.settings import Settings
-from streams.worker.report_endpoint import (
-    ReportQueries,
-    ReportServer,
-    report_app,
-    report_services,
-)
+from streams.worker.query_pool import QueryPool
+from streams.worker.report_endpoint import ReportServer, report_app, report_services
 
 START = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 REQUEST = ReportRequest(ReportQuery("shop-1", START, START + timedelta(hours=1)), as_json=True)
 
 
-def no_clickhouse() -> ReportQueries:
+def no_clickhouse() -> QueryPool:
     def refuse() -> Client:
         raise AssertionError("the endpoint connected to ClickHouse")
 
-    return ReportQueries(refuse, limit=1)
+    return QueryPool(refuse, limit=1)
 
 
 def settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -189,7 +185,9 @@ def test_a_taken_port_leaves_the_worker_running_without_the_endpoint(
     sink = no_clickhouse()
 
     async def start_and_stop(port: int) -> None:
-        server = ReportServer(report_app(sink, database="funnel", store="x"), port=port)
+        server = ReportServer(
+            report_app(sink, database="funnel", store="x"), host="127.0.0.1", port=port
+        )
         await server.start()
         await server.stop()
 
