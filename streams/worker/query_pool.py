@@ -2,8 +2,9 @@
 
 The report and dashboard queries used to share the sink's one thread and client, so a wide report
 held up the flush that the stream waits on. `QueryPool` runs them on clients and threads of its
-own, at most `limit` at once; a request beyond that is refused at once (`QueryPoolBusyError`,
-HTTP 503) rather than queued. chDB serves a second client of the same directory in-process.
+own, at most `limit` at once. Up to `queue` more wait for a slot (a dashboard page asks for a
+few documents at once); past that a request is refused at once (`QueryPoolBusyError`, HTTP 503).
+chDB serves a second client of the same directory in-process.
 """
 
 from __future__ import annotations
@@ -26,23 +27,25 @@ class QueryPool:
     """Clients are opened on first use (one per concurrent query: a client is not shared
     between threads) and kept for the next request."""
 
-    def __init__(self, connect: Callable[[], Client], *, limit: int) -> None:
+    def __init__(self, connect: Callable[[], Client], *, limit: int, queue: int = 16) -> None:
         self._connect = connect
-        self._limit = limit
-        self._running = 0
+        self._most = limit + queue
+        self._slots = asyncio.Semaphore(limit)
+        self._admitted = 0  # running or waiting
         self._idle: list[Client] = []
         self._executor = ThreadPoolExecutor(limit, thread_name_prefix="clickhouse-report")
 
     async def run(self, call: Callable[[Client], T]) -> T:
-        if self._running >= self._limit:
-            raise QueryPoolBusyError(f"{self._running} report queries are running; try again")
-        self._running += 1
+        if self._admitted >= self._most:
+            raise QueryPoolBusyError(f"{self._admitted} report queries running or waiting")
+        self._admitted += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._call, call
-            )
+            async with self._slots:
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._call, call
+                )
         finally:
-            self._running -= 1
+            self._admitted -= 1
 
     def _call(self, call: Callable[[Client], T]) -> T:
         # list.pop/append are atomic: each thread gets a client no other thread holds.

@@ -32,7 +32,7 @@ def test_a_running_report_never_delays_a_flush_and_extra_reports_are_refused(
     migrate(client, config, now=datetime.now(UTC))
     registry = CollectorRegistry()
     sink = BatchSink(client, database="funnel", metrics=SinkMetrics.create(registry))
-    queries = QueryPool(lambda: connect(config, create_database=False), limit=1)
+    queries = QueryPool(lambda: connect(config, create_database=False), limit=1, queue=1)
     started, release = threading.Event(), threading.Event()
 
     def wide_report(reader: Client) -> int:
@@ -45,14 +45,18 @@ def test_a_running_report_never_delays_a_flush_and_extra_reports_are_refused(
     async def run() -> None:
         report = asyncio.create_task(queries.run(wide_report))
         assert await asyncio.to_thread(started.wait, 300)
-        with pytest.raises(QueryPoolBusyError):
+        queued = asyncio.create_task(queries.run(lambda reader: 7))  # waits for the slot
+        await asyncio.sleep(0)
+        with pytest.raises(QueryPoolBusyError):  # past limit + queue: refused at once
             await queries.run(lambda reader: 0)
         at = now_ms()
         sink.add("dead_letters", ("t", 0, 1, at, "not_json", "x", "", "x"))
         await asyncio.wait_for(sink.flush(), 300)  # never behind the report
         assert not report.done()
+        assert not queued.done()
         release.set()
         assert await report == 0
+        assert await queued == 7
 
     try:
         asyncio.run(run())
