@@ -11,6 +11,7 @@ import fcntl
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -18,8 +19,11 @@ from clickhouse_connect.driver.client import Client
 
 from sinks.clickhouse import ClickHouseConfig, connect
 from sinks.errors import SinkError, translate
+from sinks.marketing_queries import query_marketing
 from sinks.report_queries import query_report
-from streams.report.numbers import Report, ReportRequest, build_report
+from streams.report.marketing import MarketingRequest, marketing_document
+from streams.report.marketing_view import render_marketing
+from streams.report.numbers import ReportRequest, build_report
 from streams.report.store import QUERY_HOST, STORE_HEADER, chdb_path, store_id
 from streams.report.view import render
 from streams.settings import Settings
@@ -32,9 +36,33 @@ class ReportError(Exception):
 
 def report_output(settings: Settings, request: ReportRequest) -> bytes:
     """The rendered report (JSON or table), from wherever the data can be read now."""
+
+    def local(client: Client, database: str) -> bytes:
+        report = build_report(request, query_report(client, database, request.query))
+        return render(report, as_json=request.as_json)
+
+    return answer(settings, "report", request.as_params(), local)
+
+
+def marketing_output(settings: Settings, request: MarketingRequest) -> bytes:
+    """`funnel marketing`'s output, read like the report."""
+
+    def local(client: Client, database: str) -> bytes:
+        document = marketing_document(request, query_marketing(client, database, request.query))
+        return render_marketing(document, as_json=request.as_json)
+
+    return answer(settings, "marketing", request.as_params(), local)
+
+
+LocalQuery = Callable[[Client, str], bytes]
+"""Renders an answer from an open ClickHouse client and the database name."""
+
+
+def answer(settings: Settings, route: str, params: dict[str, str], local: LocalQuery) -> bytes:
+    """`local` on ClickHouse when it can be opened, else the running worker's `/route`."""
     config = clickhouse_config(settings)
     if not config.embedded:
-        return render(_run(_open(config), config, request), as_json=request.as_json)
+        return _run(_open(config), config, local)
     path = chdb_path(config.dsn)
     if not in_use(path):
         if not path.is_dir():
@@ -49,8 +77,8 @@ def report_output(settings: Settings, request: ReportRequest) -> bytes:
                 raise
             # A worker started between the check and the open: ask it instead.
         else:
-            return render(_run(client, config, request), as_json=request.as_json)
-    return ask_worker(settings, request, path)
+            return _run(client, config, local)
+    return ask_worker(settings, route, params, path)
 
 
 def in_use(path: Path) -> bool:
@@ -69,14 +97,14 @@ def in_use(path: Path) -> bool:
     return False
 
 
-def ask_worker(settings: Settings, request: ReportRequest, path: Path) -> bytes:
+def ask_worker(settings: Settings, route: str, params: dict[str, str], path: Path) -> bytes:
     port = settings.query_port
     if not port:
         raise ReportError(
             f"{path} is in use (a running worker?) and the report endpoint is off "
             "(FUNNEL_QUERY_PORT=0): set it on the worker, or stop the worker and run again"
         )
-    url = f"http://{QUERY_HOST}:{port}/report?{urlencode(request.as_params())}"
+    url = f"http://{QUERY_HOST}:{port}/{route}?{urlencode(params)}"
     try:
         with urllib.request.urlopen(url, timeout=120) as response:
             served = response.headers.get(STORE_HEADER)
@@ -104,11 +132,10 @@ def _open(config: ClickHouseConfig) -> Client:
         raise ReportError(f"cannot open ClickHouse: {exc}") from exc
 
 
-def _run(client: Client, config: ClickHouseConfig, request: ReportRequest) -> Report:
+def _run(client: Client, config: ClickHouseConfig, local: LocalQuery) -> bytes:
     try:
-        counts = query_report(client, config.database, request.query)
+        return local(client, config.database)
     except Exception as exc:
-        raise ReportError(f"report query failed: {translate(exc)}") from exc
+        raise ReportError(f"query failed: {translate(exc)}") from exc
     finally:
         client.close()
-    return build_report(request, counts)

@@ -1,9 +1,11 @@
 """The worker's report endpoint: `funnel report` asks here while the worker holds chDB.
 
 GET /report?site=…&from=…&to=…[&by=…][&min_sessions=…][&format=json|table] answers with the
-rendered report, exactly what `funnel report` prints. Queries run on the sink's one ClickHouse
-thread (`BatchSink.run`), between flushes, so they never race the writes. It listens on
-loopback only: the report is for the operator on this machine, not for the network.
+rendered report, exactly what `funnel report` prints; GET /marketing?site=…&from=…&to=…[&by=…]
+[&attribution=…][&lookback_days=…][&margin=…][&format=…] what `funnel marketing` prints.
+Queries run on the sink's one ClickHouse thread (`BatchSink.run`), between flushes, so they
+never race the writes. It listens on loopback only: the report is for the operator on this
+machine, not for the network.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from mode import Service
 
 from sinks.batch import BatchSink
 from sinks.errors import translate
+from sinks.marketing_queries import query_marketing
 from sinks.report_queries import query_report
+from streams.report.marketing import MarketingRequest, marketing_document
+from streams.report.marketing_view import render_marketing
 from streams.report.numbers import ReportRequest, build_report
 from streams.report.store import QUERY_HOST, STORE_HEADER, store_id
 from streams.report.view import render
@@ -44,12 +49,29 @@ def report_app(sink: BatchSink, *, database: str, store: str) -> web.Application
         except Exception as exc:
             return web.Response(status=503, text=f"report query failed: {translate(exc)}\n")
         body = render(build_report(wanted, counts), as_json=wanted.as_json)
-        content_type = "application/json" if wanted.as_json else "text/plain"
-        return web.Response(body=body, content_type=content_type, headers={STORE_HEADER: store})
+        return _answer(body, as_json=wanted.as_json, store=store)
+
+    async def marketing(request: web.Request) -> web.Response:
+        try:
+            asked = MarketingRequest.from_params(request.query)
+        except ValueError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        try:
+            counts = await sink.run(lambda client: query_marketing(client, database, asked.query))
+        except Exception as exc:
+            return web.Response(status=503, text=f"marketing query failed: {translate(exc)}\n")
+        body = render_marketing(marketing_document(asked, counts), as_json=asked.as_json)
+        return _answer(body, as_json=asked.as_json, store=store)
 
     app = web.Application()
     app.router.add_get("/report", report)
+    app.router.add_get("/marketing", marketing)
     return app
+
+
+def _answer(body: bytes, *, as_json: bool, store: str) -> web.Response:
+    content_type = "application/json" if as_json else "text/plain"
+    return web.Response(body=body, content_type=content_type, headers={STORE_HEADER: store})
 
 
 class ReportServer(Service):
