@@ -13,6 +13,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
+
 from schemas.contract import MAX_DECIMAL_PLACES, MAX_MONEY
 from schemas.decode import Rejection
 
@@ -69,6 +71,17 @@ def decode_spend(
         return _build(fields, ingested_at_ms, default_site)
     except _BadRowError as exc:
         return Rejection("invalid_spend", str(exc))
+
+
+def decode_spend_message(raw: bytes, *, ingested_at_ms: int) -> SpendRow | Rejection:
+    """A `funnel.ad_spend` message: one JSON object with the CSV's fields."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection("not_json", f"not JSON: {str(exc)[:120]}")
+    if not isinstance(doc, dict):
+        return Rejection("not_object", "a spend message must be a JSON object")
+    return decode_spend(doc, ingested_at_ms=ingested_at_ms)
 
 
 def _build(fields: Mapping[str, Any], ingested_at_ms: int, default_site: str | None) -> SpendRow:

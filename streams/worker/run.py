@@ -37,6 +37,7 @@ def broker_overrides(settings: Settings) -> Mapping[str, Any]:
 def ensure_topics(settings: Settings) -> None:
     n = settings.topic_partitions
     topics = {settings.events_topic: n, settings.dlq_topic: n, settings.abandoned_topic: n}
+    topics[settings.spend_topic] = n
     asyncio.run(
         create_topics(settings.kafka_bootstrap, topics, client_options=aiokafka_security(settings))
     )
