@@ -30,6 +30,7 @@ from streams.settings import Settings
 from streams.sim.generator import SimulationConfig
 from streams.sim.incidents import parse_incident
 from streams.sim.sender import run_simulation
+from streams.sim.spend import SpendTally
 from streams.worker.run import broker_overrides, ensure_topics, run_migrations, run_worker
 
 Command = Callable[[Settings, argparse.Namespace], int]
@@ -94,9 +95,13 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     config = simulation_config(args, now=datetime.now(UTC))
     ensure_topics(settings)
 
+    tally = SpendTally(config)
+
     async def simulate() -> None:
         async with _producer(settings) as producer:
-            stats = await run_simulation(producer, config, rate_limit=args.rate)
+            stats = await run_simulation(
+                producer, config, rate_limit=args.rate, observe=tally.observe
+            )
         print(
             f"sent {stats.sent} messages ({stats.valid} valid, {stats.invalid} invalid, "
             f"{stats.duplicates} duplicates) in {stats.elapsed_s:.1f}s",
@@ -104,6 +109,9 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         )
 
     asyncio.run(simulate())
+    if args.spend_dir:
+        for path in tally.write_csvs(Path(args.spend_dir)):
+            print(f"spend: {path} (funnel spend import {path})", file=sys.stderr)
     return 0
 
 
@@ -214,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("file", nargs="?", default="-", help="file to read; - for stdin")
     simulate = command("simulate", _simulate, "Send simulated storefront traffic.")
     add_simulation_options(simulate)
+    simulate.add_argument(
+        "--spend-dir", help="write the matching ad spend there, a CSV per day (spend-DATE.csv)"
+    )
     demo = command("demo", _demo, "Run broker, worker and simulator locally; live view, report.")
     demo.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
     demo.add_argument("--rate", type=float, default=500.0, help="messages per second")

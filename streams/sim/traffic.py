@@ -29,6 +29,7 @@ class Channel:
     add_to_cart: float
     checkout: float
     purchase: float
+    cost_per_click: str = "0"  # ad cost per landing session (decimal); 0: an unpaid channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +44,29 @@ class DeviceProfile:
 
 
 DEFAULT_CHANNELS = (
-    Channel("google", "cpc", "brand-search", "https://www.google.com/", 0.30, 0.12, 0.55, 0.70),
     Channel(
-        "facebook", "paid_social", "autumn-sale", "https://l.facebook.com/", 0.20, 0.08, 0.45, 0.62
+        "google",
+        "cpc",
+        "brand-search",
+        "https://www.google.com/",
+        0.30,
+        0.12,
+        0.55,
+        0.70,
+        "0.85",
     ),
-    Channel("newsletter", "email", "weekly-deals", None, 0.15, 0.15, 0.60, 0.75),
+    Channel(
+        "facebook",
+        "paid_social",
+        "autumn-sale",
+        "https://l.facebook.com/",
+        0.20,
+        0.08,
+        0.45,
+        0.62,
+        "0.60",
+    ),
+    Channel("newsletter", "email", "weekly-deals", None, 0.15, 0.15, 0.60, 0.75, "0.03"),
     Channel("direct", "none", None, None, 0.35, 0.10, 0.55, 0.72),
 )
 # Small screens lose people at the checkout form; that is where mobile funnels leak.

@@ -1,4 +1,4 @@
-"""`funnel demo --duration 60` from a clean checkout prints a non-empty report."""
+"""`funnel demo --duration 60` from a clean checkout prints a non-empty report and marketing."""
 
 from __future__ import annotations
 
@@ -30,5 +30,12 @@ def test_demo_runs_and_ends_with_a_non_empty_report(tmp_path: Path) -> None:
         assert sessions["page_view"] > 1000
         assert sessions["page_view"] >= sessions["add_to_cart"] >= sessions["checkout"] > 0
         assert re.search(r"^Orders\s+[1-9]", report, flags=re.MULTILINE)
+    # Then the marketing table of each site, with the simulated spend imported.
+    marketing = done.stdout.split("=== marketing for ")[1:]
+    assert [m.split(" ", 1)[0] for m in marketing] == ["shop-1", "shop-2"]
+    for table in marketing:
+        google = re.search(r"^google\s+EUR\s+([\d.]+)\s", table, flags=re.MULTILINE)
+        assert google, table
+        assert float(google.group(1)) > 0
     # Nothing left behind without --keep.
     assert not (tmp_path / "data" / "chdb").exists()
