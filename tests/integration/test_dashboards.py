@@ -20,16 +20,21 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from deploy.grafana.dashgen import sql
+from deploy.grafana.dashgen import marketing, sql
 from deploy.grafana.dashgen.build import DASHBOARDS
 from deploy.grafana.dashgen.model import Column, Kind, Sql, site_variable
 from schemas.decode import DecodeLimits, Rejection, decode_event
+from schemas.spend import SpendRow, decode_spend
 from sinks.clickhouse import ClickHouseConfig, connect, migrate
+from sinks.marketing_queries import MarketingQuery, Sold, Spend, query_marketing
 from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery, query_report
+from sinks.spend import spend_row
 from sinks.tables import COLUMNS
 from streams.funnel.partition import Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
 from streams.sim.generator import SimulationConfig, generate
+from streams.sim.spend import HEADER as SPEND_HEADER
+from streams.sim.spend import SpendTally
 from streams.worker.dead_letters import SourcePosition, dead_letter
 from streams.worker.ingest import Accepted, RawMessage
 from streams.worker.sink_rows import Row, dead_letter_row, fact_row, raw_event_row
@@ -52,7 +57,8 @@ class TimeRange:
     end: datetime
 
 
-FULL = TimeRange(START - timedelta(hours=1), START + timedelta(days=1))
+# From midnight: spend counts by the day it is for, when the day's start lies in the range.
+FULL = TimeRange(START.replace(hour=0), START + timedelta(days=1))
 EMPTY = TimeRange(START - timedelta(days=1, hours=1), START - timedelta(days=1))
 
 # ---- Grafana + plugin expansion ------------------------------------------------------------
@@ -150,7 +156,9 @@ def simulated_rows() -> dict[str, list[Row]]:
             rows[table].append(row)
         batch.clear()
 
+    tally = SpendTally(config)
     for offset, simulated in enumerate(generate(config)):
+        tally.observe([simulated])
         decoded = decode_event(simulated.value, now_ms=now_ms, limits=DecodeLimits())
         if not isinstance(decoded, Rejection):
             # Delivery time: the simulator delivers in order of occurred_at + a random delay.
@@ -169,6 +177,11 @@ def simulated_rows() -> dict[str, list[Row]]:
     for fact in flush(funnel, kafka_ms + rules.retention_ms + DAY_MS, rules):
         table, row = fact_row(fact)
         rows[table].append(row)
+    for lines in tally.spend_lines().values():
+        for line in lines:
+            spend = decode_spend(dict(zip(SPEND_HEADER, line, strict=True)), ingested_at_ms=0)
+            assert isinstance(spend, SpendRow), spend
+            rows["ad_spend"].append(spend_row(spend))
     return rows
 
 
@@ -248,6 +261,7 @@ _TYPES = {
     Kind.RATIO: re.compile(r"(Nullable\()?Float64\)?"),
     Kind.MONEY: re.compile(r"Decimal(\(38, ?6\)|128\(6\))"),
     Kind.SECONDS: re.compile(r"(Nullable\()?Float64\)?"),
+    Kind.QUOTIENT: re.compile(r"(Nullable\()?Float64\)?"),
 }
 
 
@@ -270,7 +284,7 @@ def check_value(column: Column, value: Any, time_range: TimeRange) -> None:
         case Kind.MONEY:
             assert isinstance(value, Decimal), (name, value)
             assert value >= 0, (name, value)
-        case Kind.SECONDS:
+        case Kind.SECONDS | Kind.QUOTIENT:
             assert value is None or value >= 0, (name, value)  # NaN fails too
 
 
@@ -286,7 +300,7 @@ def test_panel_query_answers_sensibly(chdb: Client, case: Case) -> None:
         for column, value in zip(declared, row, strict=True):
             check_value(column, value, FULL)
     for column in declared:
-        if column.kind in (Kind.RATIO, Kind.SECONDS):
+        if column.kind in (Kind.RATIO, Kind.SECONDS, Kind.QUOTIENT):
             assert any(row[names.index(column.name)] is not None for row in rows), column
     funnel = [names.index(c) for c in case.query.funnel_columns]
     for row in rows:
@@ -361,3 +375,23 @@ def test_breakdown_numbers_equal_the_report(chdb: Client, dimension: str) -> Non
     rows = panel(chdb, sql.funnel_by(dimension))
     got = {r["segment"]: tuple(r[stage] for stage in sql.STAGES) for r in rows}
     assert got == expected
+
+
+def test_marketing_numbers_equal_funnel_marketing(chdb: Client) -> None:
+    counts = query_marketing(chdb, "funnel", MarketingQuery(SITE, FULL.start, FULL.end))
+    rows = panel(chdb, marketing.per_channel())
+    got = {
+        (r["channel"], r["currency"]): (r["total_spend"], r["total_revenue"], r["customers"])
+        for r in rows
+    }
+    expected = {
+        key: (
+            counts.spend.get(key, Spend(Decimal(0), 0)).cost,
+            counts.sales.get(key, Sold(0, Decimal(0), 0, 0)).revenue,
+            counts.sales.get(key, Sold(0, Decimal(0), 0, 0)).new_customers,
+        )
+        for key in counts.spend.keys() | counts.sales.keys()
+    }
+    assert got == expected
+    assert any(spend > 0 for spend, _, _ in got.values())
+    assert any(customers > 0 for _, _, customers in got.values())
