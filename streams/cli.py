@@ -12,20 +12,16 @@ from pathlib import Path
 
 import orjson
 
-from sinks.marketing_queries import (
-    DEFAULT_LOOKBACK,
-    MARKETING_DIMENSIONS,
-    Attribution,
-    MarketingQuery,
-)
 from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery
+from streams.cli_analytics import add_analytics_commands, instant
 from streams.kafka.config import aiokafka_security
 from streams.kafka.producer import EventProducer, send_lines
 from streams.local.demo import DemoOptions, run_demo
-from streams.report.client import ReportError, marketing_output, report_output
-from streams.report.marketing import MarketingRequest, parse_margin
-from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest, parse_instant
-from streams.report.spend_import import SpendImportError, import_spend_file
+from streams.report.client import (
+    ReportError,
+    report_output,
+)
+from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest
 from streams.settings import Settings
 from streams.sim.generator import SimulationConfig
 from streams.sim.incidents import parse_incident
@@ -144,46 +140,6 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _marketing(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        query = MarketingQuery(
-            args.site, args.start, args.end, args.by, Attribution(args.attribution),
-            timedelta(days=args.lookback_days),
-        )  # fmt: skip
-        request = MarketingRequest(query, parse_margin(args.margin), args.json)
-    except ValueError as exc:
-        print(f"funnel marketing: {exc}", file=sys.stderr)
-        return 2
-    try:
-        sys.stdout.buffer.write(marketing_output(settings, request))
-    except ReportError as exc:
-        print(f"funnel marketing: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _spend_import(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        imported = import_spend_file(
-            settings, Path(args.file), site=args.site, skip_invalid=args.skip_invalid
-        )
-    except SpendImportError as exc:
-        for line in exc.lines:
-            print(f"funnel spend import: {line}", file=sys.stderr)
-        return 1
-    for line in imported.skipped:
-        print(f"skipped {line}", file=sys.stderr)
-    print(f"imported {imported.rows} spend rows, skipped {len(imported.skipped)}", file=sys.stderr)
-    return 0
-
-
-def _instant(text: str) -> datetime:
-    try:
-        return parse_instant(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
 def add_simulation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (reproducible runs)")
     parser.add_argument("--site", action="append", help="site id; repeat for several")
@@ -234,40 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, help="random seed (default: random, printed)")
     report = command("report", _report, "Funnel numbers of one site over [--from, --to).")
     report.add_argument("--site", required=True, help="site id")
-    report.add_argument("--from", dest="start", required=True, type=_instant, metavar="ISO")
-    report.add_argument("--to", dest="end", required=True, type=_instant, metavar="ISO")
+    report.add_argument("--from", dest="start", required=True, type=instant, metavar="ISO")
+    report.add_argument("--to", dest="end", required=True, type=instant, metavar="ISO")
     report.add_argument("--by", choices=BREAKDOWN_DIMENSIONS, help="break down by a dimension")
     report.add_argument("--json", action="store_true", help="JSON instead of a table")
     report.add_argument(
         "--min-sessions", type=int, default=DEFAULT_MIN_SESSIONS,
         help="sessions a step needs before it can be the worst step",
     )  # fmt: skip
-    add_marketing_commands(command)
+    add_analytics_commands(command)
     return parser
-
-
-def add_marketing_commands(command: Callable[[str, Command, str], argparse.ArgumentParser]) -> None:
-    marketing = command(
-        "marketing", _marketing, "Spend, orders, revenue, new customers, CPO/CAC/ROAS/ROMI."
-    )
-    marketing.add_argument("--site", required=True, help="site id")
-    marketing.add_argument("--from", dest="start", required=True, type=_instant, metavar="ISO")
-    marketing.add_argument("--to", dest="end", required=True, type=_instant, metavar="ISO")
-    marketing.add_argument("--by", choices=MARKETING_DIMENSIONS, default="utm_source")
-    marketing.add_argument(
-        "--attribution", choices=[a.value for a in Attribution], default="first_touch"
-    )
-    marketing.add_argument("--lookback-days", type=int, default=DEFAULT_LOOKBACK.days,
-                           help="last_non_direct: how far back a session may start")  # fmt: skip
-    marketing.add_argument("--margin", default="1", help="gross margin for ROMI (default 1)")
-    marketing.add_argument("--json", action="store_true", help="JSON instead of a table")
-    spend = command("spend", _spend_import, "Ad spend: `funnel spend import FILE.csv`.")
-    spend.add_argument("action", choices=["import"], help="what to do")
-    spend.add_argument("file", help="CSV: date,site_id,utm_source,utm_campaign,cost,currency,…")
-    spend.add_argument("--site", help="site id for rows without a site_id column")
-    spend.add_argument(
-        "--skip-invalid", action="store_true", help="import the good rows of a file with errors"
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,9 +18,12 @@ from urllib.parse import urlencode
 from clickhouse_connect.driver.client import Client
 
 from sinks.clickhouse import ClickHouseConfig, connect
+from sinks.customer_queries import query_customers
 from sinks.errors import SinkError, translate
 from sinks.marketing_queries import query_marketing
 from sinks.report_queries import query_report
+from streams.report.customers import CustomersRequest
+from streams.report.customers_view import render_customers
 from streams.report.marketing import MarketingRequest, marketing_document
 from streams.report.marketing_view import render_marketing
 from streams.report.numbers import ReportRequest, build_report
@@ -52,6 +55,15 @@ def marketing_output(settings: Settings, request: MarketingRequest) -> bytes:
         return render_marketing(document, as_json=request.as_json)
 
     return answer(settings, "marketing", request.as_params(), local)
+
+
+def customers_output(settings: Settings, request: CustomersRequest) -> bytes:
+    """`funnel customers`'s output, read like the report."""
+
+    def local(client: Client, database: str) -> bytes:
+        return render_customers(request, query_customers(client, database, request.query))
+
+    return answer(settings, "customers", request.as_params(), local)
 
 
 LocalQuery = Callable[[Client, str], bytes]
