@@ -83,6 +83,7 @@ def simulation_config(args: argparse.Namespace, *, now: datetime) -> SimulationC
         duplicate_rate=args.duplicates,
         out_of_order_ms=args.out_of_order_ms,
         invalid_rate=args.invalid_rate,
+        customer_pool=args.customers,
         incidents=tuple(parse_incident(text) for text in args.incident or ()),
     )
 
@@ -151,6 +152,10 @@ def add_simulation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duplicates", type=float, default=0.0, help="share re-sent verbatim")
     parser.add_argument("--out-of-order-ms", type=int, default=0, help="max delivery shuffle")
     parser.add_argument("--invalid-rate", type=float, default=0.0, help="share of bad messages")
+    parser.add_argument(
+        "--customers", type=int, default=1_000_000,
+        help="logged-in sessions draw user ids from this many (small: returning customers)",
+    )  # fmt: skip
     parser.add_argument(
         "--incident",
         action="append",

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from sinks.customer_queries import CustomersQuery
 from sinks.marketing_queries import MarketingQuery
 from sinks.report_queries import ReportQuery
 from streams.kafka.producer import EventProducer
@@ -29,7 +30,8 @@ from streams.kafka.topics import create_topics
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.local.live_view import Progress, Samples, render, scrape, total
 from streams.local.ports import free_port, local_worker_env
-from streams.report.client import marketing_output, report_output
+from streams.report.client import customers_output, marketing_output, report_output
+from streams.report.customers import CustomersRequest
 from streams.report.marketing import MarketingRequest
 from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest
 from streams.report.spend_import import import_spend_file
@@ -40,6 +42,7 @@ from streams.sim.sender import SimulationStats, run_simulation
 from streams.sim.spend import SpendTally
 from streams.sim.traffic import MESSAGES_PER_SESSION
 
+DEMO_CUSTOMERS = 50
 DEMO_RULES = {"FUNNEL_LATENESS_S": "5", "FUNNEL_ABANDONMENT_TIMEOUT_S": "20"}
 
 
@@ -91,7 +94,7 @@ def run_demo(settings: Settings, options: DemoOptions, out: TextIO) -> Path:
         )
         print(f"\n=== report for {site}, {started:%H:%M:%S} to {ended:%H:%M:%S} UTC ===", file=out)
         out.write(report_output(demo_settings, request).decode())
-    _marketing(demo_settings, options.sites, tally, data_dir / "spend", started, ended, out)
+    _business_tables(demo_settings, options.sites, tally, data_dir / "spend", started, ended, out)
     if options.keep:
         print(f"\nworker log: {data_dir / 'worker.log'}", file=out)
         print(
@@ -145,6 +148,7 @@ async def _simulate_and_watch(
         # Sessions take minutes in real life; a tenth of that lets a one-minute demo show
         # checkouts, purchases and abandonments.
         pace=0.1,
+        customer_pool=DEMO_CUSTOMERS,  # returning customers, so cohorts and segments fill
     )
     stop = asyncio.Event()
     tally = SpendTally(config)
@@ -174,7 +178,7 @@ async def _simulate_and_watch(
         return await sending, tally
 
 
-def _marketing(
+def _business_tables(
     settings: Settings,
     sites: tuple[str, ...],
     tally: SpendTally,
@@ -183,7 +187,8 @@ def _marketing(
     ended: datetime,
     out: TextIO,
 ) -> None:
-    """Import the spend matching the traffic, then the marketing table of the whole days."""
+    """Import the spend matching the traffic; the marketing table of the whole days and the
+    customers summary with segments."""
     for path in tally.write_csvs(spend_dir):
         import_spend_file(settings, path, site=None, skip_invalid=False)
     # Spend is per UTC day, so the marketing range is the days the demo ran in.
@@ -193,6 +198,9 @@ def _marketing(
         request = MarketingRequest(MarketingQuery(site, first, last))
         print(f"\n=== marketing for {site} ===", file=out)
         out.write(marketing_output(settings, request).decode())
+        customers = CustomersRequest(CustomersQuery(site, ended), segments=True)
+        print(f"\n=== customers of {site} ===", file=out)
+        out.write(customers_output(settings, customers).decode())
 
 
 def _drain(metrics_port: int, sent: int, out: TextIO, timeout_s: float = 120) -> None:

@@ -99,6 +99,7 @@ class SimulationConfig:
     currency: str = "EUR"
     usd_countries: tuple[str, ...] = ("US",)
     logged_in_share: float = 0.3
+    customer_pool: int = 1_000_000  # logged-in sessions draw their user_id from this many
     mean_page_views: float = 3.0
     catalog_size: int = 200
     remove_rate: float = 0.1
@@ -138,6 +139,8 @@ class SimulationConfig:
             raise ValueError("out_of_order_ms must not be negative")
         if self.mean_page_views < 1:
             raise ValueError("mean_page_views must be at least 1")
+        if self.customer_pool < 1:
+            raise ValueError("customer_pool must be at least 1")
         if self.catalog_size < 1:
             raise ValueError("catalog_size must be at least 1")
         if not timedelta(0) <= self.readd_pause[0] <= self.readd_pause[1]:

@@ -37,5 +37,12 @@ def test_demo_runs_and_ends_with_a_non_empty_report(tmp_path: Path) -> None:
         google = re.search(r"^google\s+EUR\s+([\d.]+)\s", table, flags=re.MULTILINE)
         assert google, table
         assert float(google.group(1)) > 0
+    customers = done.stdout.split("=== customers of ")[1:]
+    assert [c.split(" ", 1)[0] for c in customers] == ["shop-1", "shop-2"]
+    for summary in customers:
+        found = re.search(r"^Customers\s+([\d,]+)$", summary, flags=re.MULTILINE)
+        assert found, summary
+        assert int(found.group(1).replace(",", "")) > 0
+        assert "champions" in summary
     # Nothing left behind without --keep.
     assert not (tmp_path / "data" / "chdb").exists()
