@@ -14,20 +14,17 @@ import orjson
 
 from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery
 from streams.cli_analytics import add_analytics_commands, instant
-from streams.kafka.config import aiokafka_security
+from streams.kafka.config import aiokafka_security, install_flavor_workarounds
 from streams.kafka.producer import EventProducer, send_lines
 from streams.local.demo import DemoOptions, run_demo
-from streams.report.client import (
-    ReportError,
-    report_output,
-)
+from streams.report.client import ReportError, report_output
 from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest
 from streams.settings import Settings
 from streams.sim.generator import SimulationConfig
 from streams.sim.incidents import parse_incident
 from streams.sim.sender import run_simulation
 from streams.sim.spend import SpendTally
-from streams.worker.run import broker_overrides, ensure_topics, run_migrations, run_worker
+from streams.worker.run import ensure_topics, run_migrations, run_worker
 
 Command = Callable[[Settings, argparse.Namespace], int]
 
@@ -49,7 +46,7 @@ def _settings(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def _producer(settings: Settings) -> EventProducer:
-    broker_overrides(settings)
+    install_flavor_workarounds(settings)
     return EventProducer(
         settings.kafka_bootstrap,
         settings.events_topic,

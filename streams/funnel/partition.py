@@ -54,10 +54,19 @@ from streams.funnel.store import (
 _WATERMARK_FORMAT = 1
 
 
-class Outcome(enum.Enum):
+class Outcome(enum.StrEnum):
+    """What became of one consumed event; the value is the `outcome` metric label.
+
+    The engine decides the first three; the worker decides the others before an event reaches
+    the engine. One enum, so every label the metric can carry is listed here.
+    """
+
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     LATE = "late"
+    INVALID = "invalid"  # rejected by the decoder, dead-lettered
+    REPARTITIONED = "repartitioned"  # sent round again keyed by its session
+    REVOKED = "revoked"  # its partition moved away mid-batch; the new owner replays it
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,11 @@ from schemas.decode import Rejection
 from schemas.spend import decode_spend_message
 from sinks.batch import BatchSink
 from sinks.spend import spend_row
+from streams.clock import Clock
 from streams.settings import Settings
 from streams.worker.app import raw_message
 from streams.worker.dead_letters import SourcePosition, dead_letter
-from streams.worker.ingest import Clock, RawMessage
+from streams.worker.ingest import RawMessage
 from streams.worker.publisher import Publisher
 from streams.worker.sink_rows import dead_letter_row
 

@@ -17,18 +17,17 @@ import faust
 
 from schemas.decode import Rejection
 from sinks.batch import BatchSink
+from streams.clock import Clock
 from streams.funnel.facts import CartChanged, CartStatus, Fact
 from streams.funnel.partition import BatchResult, Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
 from streams.worker.abandoned_carts import abandoned_cart_message
 from streams.worker.dead_letters import DeadLetter
 from streams.worker.funnel_metrics import FunnelMetrics
-from streams.worker.ingest import Clock, PartitionBatch, RawMessage
+from streams.worker.ingest import PartitionBatch, RawMessage
 from streams.worker.publisher import Publisher
 from streams.worker.sink_rows import dead_letter_row, fact_row, raw_event_row
 from streams.worker.table_store import StagedTableStore
-
-REVOKED = "revoked"
 
 
 class FunnelProcessor:
@@ -61,15 +60,15 @@ class FunnelProcessor:
         # The agent and the idle timer both drive funnels; one at a time, whole batches.
         self._lock = asyncio.Lock()
 
-    async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[str]]:
+    async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[Outcome]]:
         async with self._lock:
-            outcomes: dict[int, list[str]] = {}
+            outcomes: dict[int, list[Outcome]] = {}
             results: list[tuple[int, BatchResult]] = []
             for partition, (accepted, last_offset) in batch.items():
                 if not self._owns(partition):
                     # Taken before a rebalance moved the partition: its new owner replays these
                     # from the committed offset, so touching them here would corrupt state.
-                    outcomes[partition] = [REVOKED] * len(accepted)
+                    outcomes[partition] = [Outcome.REVOKED] * len(accepted)
                     continue
                 self._positions[partition] = last_offset + 1
                 funnel, _ = self._partition(partition)
@@ -79,7 +78,7 @@ class FunnelProcessor:
                     if outcome is not Outcome.DUPLICATE:
                         row = raw_event_row(item, late=outcome is Outcome.LATE)
                         self._sink.add("events_raw", row)
-                outcomes[partition] = [outcome.value for outcome in result.outcomes]
+                outcomes[partition] = list(result.outcomes)
                 results.append((partition, result))
             await self._complete(results)
             return outcomes
