@@ -15,7 +15,9 @@ from pathlib import Path
 
 import orjson
 
-from streams.sim.generator import SimulatedMessage
+from schemas.decode import Rejection
+from schemas.spend import SpendRow, decode_spend
+from streams.sim.generator import SimulatedMessage, generate
 from streams.sim.traffic import SimulationConfig
 
 HEADER = ("date", "site_id", "utm_source", "utm_campaign", "cost", "currency", "clicks")
@@ -51,6 +53,17 @@ class SpendTally:
             days.setdefault(day, []).append(line)
         return days
 
+    def spend_rows(self) -> list[SpendRow]:
+        """The rows the CSVs hold, as `funnel spend import` reads them."""
+        rows = []
+        for lines in self.spend_lines().values():
+            for line in lines:
+                row = decode_spend(dict(zip(HEADER, line, strict=True)), ingested_at_ms=0)
+                if isinstance(row, Rejection):  # the tally only writes valid lines
+                    raise AssertionError(row.detail)
+                rows.append(row)
+        return rows
+
     def write_csvs(self, directory: Path) -> list[Path]:
         """One `spend-YYYY-MM-DD.csv` per day; returns the files written."""
         directory.mkdir(parents=True, exist_ok=True)
@@ -63,6 +76,13 @@ class SpendTally:
                 writer.writerows(lines)
             written.append(path)
         return written
+
+
+def simulated_spend(config: SimulationConfig) -> list[SpendRow]:
+    """The spend matching everything `config` simulates (a whole run, at once)."""
+    tally = SpendTally(config)
+    tally.observe(list(generate(config)))
+    return tally.spend_rows()
 
 
 def _day(occurred_at: int | str) -> date:

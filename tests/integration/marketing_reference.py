@@ -143,18 +143,10 @@ def expected_marketing(
         c["revenue"] += o.value
         c["guest_orders"] += 0 if o.user else 1
         c["new_customers"] += 1 if o.user and first_order[o.user] == (o.at_ms, o.order_id) else 0
-    latest_spend: dict[tuple[Any, ...], SpendRow] = {}
-    for row in spend:
-        if row.site_id == site:
-            kept = latest_spend.get(row.identity)
-            if kept is None or row.updated_at_ms >= kept.updated_at_ms:
-                latest_spend[row.identity] = row
-    for row in latest_spend.values():
-        day_start = ms(datetime(row.day.year, row.day.month, row.day.day, tzinfo=UTC))
-        if lo <= day_start < hi:
-            c = cell(_channel(by, row.utm_source, row.utm_campaign), row.currency)
-            c["spend"] += row.cost
-            c["clicks"] += row.clicks
+    for key, currency, cost, clicks in _spend(spend, site, lo, hi, by):
+        c = cell(key, currency)
+        c["spend"] += cost
+        c["clicks"] += clicks
     channels = []
     for (key, currency), c in cells.items():
         channels.append(_row(key, currency, c, session_counts.get(key, 0), margin))
@@ -176,6 +168,23 @@ def expected_marketing(
     for t in totals:
         del t["key"]
     return {"channels": channels, "totals": totals, "margin": str(margin)}
+
+
+def _spend(
+    spend: list[SpendRow], site: str, lo: int, hi: int, by: str
+) -> list[tuple[str, str, Decimal, int]]:
+    """(channel, currency, cost, clicks) of the latest row per identity, days starting in range."""
+    latest: dict[tuple[Any, ...], SpendRow] = {}
+    for row in spend:
+        if row.site_id == site:
+            kept = latest.get(row.identity)
+            if kept is None or row.updated_at_ms >= kept.updated_at_ms:
+                latest[row.identity] = row
+    return [
+        (_channel(by, row.utm_source, row.utm_campaign), row.currency, row.cost, row.clicks)
+        for row in latest.values()
+        if lo <= ms(datetime(row.day.year, row.day.month, row.day.day, tzinfo=UTC)) < hi
+    ]
 
 
 def _zero() -> dict[str, Any]:

@@ -20,13 +20,11 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from deploy.grafana.dashgen import marketing, sql, sql_orders_carts
+from deploy.grafana.dashgen import sql, sql_orders_carts
 from deploy.grafana.dashgen.build import DASHBOARDS
 from deploy.grafana.dashgen.model import Column, Kind, Sql, site_variable
 from schemas.decode import DecodeLimits, Rejection, decode_event
-from schemas.spend import SpendRow, decode_spend
 from sinks.clickhouse import ClickHouseConfig, connect, migrate
-from sinks.marketing_queries import MarketingQuery, Sold, Spend, query_marketing
 from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery, query_report
 from sinks.spend import spend_row
 from sinks.tables import COLUMNS
@@ -34,8 +32,7 @@ from streams.funnel.partition import Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
 from streams.funnel.store import DictStore
 from streams.sim.generator import SimulationConfig, generate
-from streams.sim.spend import HEADER as SPEND_HEADER
-from streams.sim.spend import SpendTally
+from streams.sim.spend import simulated_spend
 from streams.worker.dead_letters import SourcePosition, dead_letter
 from streams.worker.ingest import Accepted, RawMessage
 from streams.worker.sink_rows import Row, dead_letter_row, fact_row, raw_event_row
@@ -157,9 +154,7 @@ def simulated_rows() -> dict[str, list[Row]]:
             rows[table].append(row)
         batch.clear()
 
-    tally = SpendTally(config)
     for offset, simulated in enumerate(generate(config)):
-        tally.observe([simulated])
         decoded = decode_event(simulated.value, now_ms=now_ms, limits=DecodeLimits())
         if not isinstance(decoded, Rejection):
             # Delivery time: the simulator delivers in order of occurred_at + a random delay.
@@ -178,11 +173,7 @@ def simulated_rows() -> dict[str, list[Row]]:
     for fact in flush(funnel, kafka_ms + rules.retention_ms + DAY_MS, rules):
         table, row = fact_row(fact)
         rows[table].append(row)
-    for lines in tally.spend_lines().values():
-        for line in lines:
-            spend = decode_spend(dict(zip(SPEND_HEADER, line, strict=True)), ingested_at_ms=0)
-            assert isinstance(spend, SpendRow), spend
-            rows["ad_spend"].append(spend_row(spend))
+    rows["ad_spend"] = [spend_row(spend) for spend in simulated_spend(config)]
     return rows
 
 
@@ -377,23 +368,3 @@ def test_breakdown_numbers_equal_the_report(chdb: Client, dimension: str) -> Non
     rows = panel(chdb, sql.funnel_by(dimension))
     got = {r["segment"]: tuple(r[stage] for stage in sql.STAGES) for r in rows}
     assert got == expected
-
-
-def test_marketing_numbers_equal_funnel_marketing(chdb: Client) -> None:
-    counts = query_marketing(chdb, "funnel", MarketingQuery(SITE, FULL.start, FULL.end))
-    rows = panel(chdb, marketing.per_channel())
-    got = {
-        (r["channel"], r["currency"]): (r["total_spend"], r["total_revenue"], r["customers"])
-        for r in rows
-    }
-    expected = {
-        key: (
-            counts.spend.get(key, Spend(Decimal(0), 0)).cost,
-            counts.sales.get(key, Sold(0, Decimal(0), 0, 0)).revenue,
-            counts.sales.get(key, Sold(0, Decimal(0), 0, 0)).new_customers,
-        )
-        for key in counts.spend.keys() | counts.sales.keys()
-    }
-    assert got == expected
-    assert any(spend > 0 for spend, _, _ in got.values())
-    assert any(customers > 0 for _, _, customers in got.values())

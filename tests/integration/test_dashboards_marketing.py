@@ -1,0 +1,35 @@
+"""The Marketing dashboard's per-channel numbers equal `funnel marketing`'s (same chDB data)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from deploy.grafana.dashgen import marketing
+from sinks.marketing_queries import MarketingQuery, Sold, Spend, query_marketing
+from tests.integration.test_dashboards import FULL, SITE, chdb, panel
+
+pytestmark = pytest.mark.integration
+__all__ = ["chdb"]  # the fixture, shared with the dashboard tests
+
+
+def test_marketing_numbers_equal_funnel_marketing(chdb: Client) -> None:
+    counts = query_marketing(chdb, "funnel", MarketingQuery(SITE, FULL.start, FULL.end))
+    rows = panel(chdb, marketing.per_channel())
+    got = {
+        (r["channel"], r["currency"]): (r["total_spend"], r["total_revenue"], r["customers"])
+        for r in rows
+    }
+    expected = {
+        key: (
+            counts.spend.get(key, Spend(Decimal(0), 0)).cost,
+            counts.sales.get(key, Sold(0, Decimal(0), 0, 0)).revenue,
+            counts.sales.get(key, Sold(0, Decimal(0), 0, 0)).new_customers,
+        )
+        for key in counts.spend.keys() | counts.sales.keys()
+    }
+    assert got == expected
+    assert any(spend > 0 for spend, _, _ in got.values())
+    assert any(customers > 0 for _, _, customers in got.values())
