@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from deploy.grafana.dashgen import breakdowns, marketing, operations, overview
+from deploy.grafana.dashgen import breakdowns, customers, marketing, operations, overview
 from deploy.grafana.dashgen.model import Dashboard
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "dashboards"
@@ -23,6 +23,7 @@ DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "funnel-breakdowns": breakdowns.dashboard,
     "operations": operations.dashboard,
     "marketing": marketing.dashboard,
+    "customers": customers.dashboard,
 }
 
 

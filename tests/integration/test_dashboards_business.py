@@ -1,4 +1,4 @@
-"""The Marketing dashboard's per-channel numbers equal `funnel marketing`'s (same chDB data)."""
+"""The Marketing and Customers dashboards equal `funnel marketing` and `funnel customers`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from decimal import Decimal
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from deploy.grafana.dashgen import marketing
+from deploy.grafana.dashgen import customers, marketing
+from sinks.customer_queries import CustomersQuery, query_customers
 from sinks.marketing_queries import MarketingQuery, Sold, Spend, query_marketing
+from streams.report.customers import cohorts
 from tests.integration.test_dashboards import FULL, SITE, chdb, panel
 
 pytestmark = pytest.mark.integration
@@ -33,3 +35,13 @@ def test_marketing_numbers_equal_funnel_marketing(chdb: Client) -> None:
     assert got == expected
     assert any(spend > 0 for spend, _, _ in got.values())
     assert any(customers > 0 for _, _, customers in got.values())
+
+
+def test_customer_cohorts_equal_funnel_customers(chdb: Client) -> None:
+    facts = query_customers(chdb, "funnel", CustomersQuery(SITE, FULL.end))
+    expected = {row["cohort"][:7]: row["size"] for row in cohorts(facts, FULL.end, "month", 1)}
+    rows = panel(chdb, customers.retention_triangle())
+    assert {r["cohort"]: r["customers"] for r in rows if r["months_after"] == 0} == expected
+    assert all(r["retention"] == 1.0 for r in rows if r["months_after"] == 0)
+    new = sum(r["new_customers"] for r in panel(chdb, customers.new_and_returning()))
+    assert new == len(facts.customers) > 0
