@@ -107,8 +107,8 @@ def customers_table(d: dict[str, Any]) -> str:
             f"{d['historical_clv'][cur]}  CLV/AOV {_num(d['clv_to_aov'][cur])} (rule: 3-4)"
         )
     lines += ["", f"Predictive CLV: {clv['formula']}"]
-    lines.append("  inputs: " + ", ".join(f"{k}={v}" for k, v in clv["inputs"].items()))
-    lines.append("  value: " + (", ".join(f"{k} {v}" for k, v in clv["value"].items()) or "-"))
+    lines.append("  inputs: " + ", ".join(f"{k} {_shown(v)}" for k, v in clv["inputs"].items()))
+    lines.append(f"  value: {_shown(clv['value'])}")
     if "cohorts" in d:
         lines += ["", f"Retention by {d['cohort_period']} of first order (share ordering in +k)"]
         for row in d["cohorts"]:
@@ -123,6 +123,14 @@ def customers_table(d: dict[str, Any]) -> str:
                 f"{_num(row['avg_f']):>6}{_num(row['avg_m']):>6}{_num(row['avg_l']):>6}  {revenue}"
             )
     return "\n".join(lines) + "\n"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_shown(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "-" if value is None else str(value)
 
 
 def _pct(value: float | None) -> str:

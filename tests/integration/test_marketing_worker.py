@@ -3,7 +3,8 @@
 Spend arrives on its own topic: a row rewritten by a newer `updated_at`, a stale rewrite that
 must lose, the whole stream replayed, and bad messages that must reach the dead letters. The
 worker's /marketing endpoint (while it runs) and `funnel marketing` (after it stopped) must
-both equal the reference from the raw events and the spend rows.
+both equal the reference from the raw events and the spend rows; its /customers document equals
+`funnel customers --json` run after it stopped.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ pytestmark = pytest.mark.integration
 BAD_SPEND = [b"{not json", b'{"date":"2026-03-05","site_id":"shop-m","utm_source":"google",'
              b'"cost":"-4","currency":"EUR"}', b'{"date":"2026-03-05","site_id":"shop-m",'
              b'"utm_source":"google","cost":"4","currency":"ABC"}']  # fmt: skip
+
+
+CUSTOMERS = {
+    "site": SITE, "as_of": (BASE + timedelta(days=40)).isoformat(), "cohorts": "month",
+    "segments": "1",
+}  # fmt: skip
 
 
 def event_json(e: Event) -> bytes:
@@ -76,17 +83,23 @@ def as_rows(docs: list[dict[str, Any]]) -> list[SpendRow]:
     return [row for row in rows if isinstance(row, SpendRow)]
 
 
-def via_endpoint(port: int, params: dict[str, str]) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{port}/marketing?{urlencode(params | {'format': 'json'})}"
+def via_endpoint(port: int, params: dict[str, str], route: str = "marketing") -> dict[str, Any]:
+    url = f"http://127.0.0.1:{port}/{route}?{urlencode(params | {'format': 'json'})}"
     with urllib.request.urlopen(url, timeout=60) as response:
         result: dict[str, Any] = orjson.loads(response.read())
     return result
 
 
-def via_cli(env: dict[str, str], params: dict[str, str]) -> dict[str, Any]:
-    args = [f"--{name.replace('_', '-')}={value}" for name, value in params.items()]
+def via_cli(
+    env: dict[str, str],
+    params: dict[str, str],
+    *,
+    command: str = "marketing",
+    args: list[str] | None = None,
+) -> dict[str, Any]:
+    args = args or [f"--{name.replace('_', '-')}={value}" for name, value in params.items()]
     done = subprocess.run(
-        [sys.executable, "-m", "streams", "marketing", *args, "--json"],
+        [sys.executable, "-m", "streams", command, *args, "--json"],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -148,6 +161,7 @@ def test_spend_topic_and_endpoint_equal_the_reference(
         worker.wait_until(watermarks_past(worker, bound_s), timeout=300, what="events final")
         for case in cases:
             assert comparable(via_endpoint(query_port, case)) == expected(case), case
+        customers = via_endpoint(query_port, CUSTOMERS, route="customers")
     finally:
         assert worker.stop() == 0, worker.log_tail()
     assert worker_total_invalid(data_dir, f"{name}.spend") == [
@@ -158,6 +172,12 @@ def test_spend_topic_and_endpoint_equal_the_reference(
     env = config.env(data_dir=data_dir, metrics_port=free_port())
     for case in cases:
         assert comparable(via_cli(env, case)) == expected(case), case
+    # The customers document: the same from the running worker and from the CLI.
+    assert customers["customers"] > 0
+    assert customers["cohorts"]
+    assert sum(s["customers"] for s in customers["segments"]) == customers["customers"]
+    cli = ["--site", SITE, "--as-of", CUSTOMERS["as_of"], "--cohorts", "month", "--segments"]
+    assert via_cli(env, {}, command="customers", args=cli) == customers
 
 
 def watermarks_past(worker: WorkerProcess, bound_s: float) -> Callable[[], bool]:
