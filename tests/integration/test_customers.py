@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,30 @@ def monthly_cohorts(exp: dict[str, Any], as_of: datetime) -> list[dict[str, Any]
     return rows
 
 
+def weekly_cohorts(exp: dict[str, Any], as_of: datetime, periods: int) -> list[dict[str, Any]]:
+    def monday(at_ms: int) -> date:
+        d = datetime.fromtimestamp(at_ms / 1000, tz=UTC).date()
+        return d - timedelta(days=d.weekday())
+
+    groups: dict[date, list[str]] = {}
+    for u, first in exp["first_months"].items():
+        groups.setdefault(monday(first), []).append(u)
+    rows = []
+    for week, users in sorted(groups.items()):
+        shares: list[float | None] = []
+        for k in range(1, periods + 1):
+            lo = week + timedelta(weeks=k)
+            if datetime(lo.year, lo.month, lo.day, tzinfo=UTC) >= as_of:
+                shares.append(None)
+                continue
+            back = sum(
+                1 for u in users if any(monday(e.occurred_at_ms) == lo for e in exp["by_user"][u])
+            )
+            shares.append(back / len(users))
+        rows.append({"cohort": week.isoformat(), "size": len(users), "retention": shares})
+    return rows
+
+
 def test_customers_equal_the_reference_whatever_the_row_order(tmp_path: Path) -> None:
     events = simulated_events(seed=11)
     facts = reference(events, FunnelRules())
@@ -173,6 +197,10 @@ def test_customers_equal_the_reference_whatever_the_row_order(tmp_path: Path) ->
                     "orders_per_customer", "aov", "historical_clv", "clv_to_aov"):  # fmt: skip
             assert got[key] == exp[key], key
         assert got["cohorts"] == monthly_cohorts(exp, as_of)
+        weekly = CustomersRequest(request.query, "week", 6)
+        assert orjson.loads(orjson.dumps(customers_document(weekly, found)))["cohorts"] == (
+            weekly_cohorts(exp, as_of, 6)
+        )
         assert exp["guest_orders"] > 0
         assert set(exp["aov"]) == {"EUR", "USD"}
         # Orders after as_of exist and did not count.
