@@ -26,7 +26,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from sinks.report_queries import ceil_ms
+from sinks.report_queries import ceil_ms, check_range
 
 MARKETING_DIMENSIONS = ("utm_source", "utm_campaign")
 DIRECT = "(direct)"  # the channel of sessions without utm_source
@@ -54,12 +54,7 @@ class MarketingQuery:
     lookback: timedelta = DEFAULT_LOOKBACK
 
     def __post_init__(self) -> None:
-        if not self.site_id:
-            raise ValueError("site must not be empty")
-        if self.start.utcoffset() is None or self.end.utcoffset() is None:
-            raise ValueError("from and to must carry a UTC offset")
-        if self.start >= self.end:
-            raise ValueError("from must be before to")
+        check_range(self.site_id, self.start, self.end)
         if self.by not in MARKETING_DIMENSIONS:
             raise ValueError(f"cannot group by {self.by!r}; one of {MARKETING_DIMENSIONS}")
         if self.lookback <= timedelta(0):

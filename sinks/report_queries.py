@@ -37,6 +37,16 @@ _IN_RANGE = (
 )
 
 
+def check_range(site_id: str, start: datetime, end: datetime) -> None:
+    """A site and a half-open, offset-aware range, or ValueError saying what is wrong."""
+    if not site_id:
+        raise ValueError("site must not be empty")
+    if start.utcoffset() is None or end.utcoffset() is None:
+        raise ValueError("from and to must carry a UTC offset")
+    if start >= end:
+        raise ValueError("from must be before to")
+
+
 @dataclass(frozen=True, slots=True)
 class ReportQuery:
     site_id: str
@@ -45,12 +55,7 @@ class ReportQuery:
     by: str | None = None  # one of BREAKDOWN_DIMENSIONS
 
     def __post_init__(self) -> None:
-        if not self.site_id:
-            raise ValueError("site must not be empty")
-        if self.start.utcoffset() is None or self.end.utcoffset() is None:
-            raise ValueError("from and to must carry a UTC offset")
-        if self.start >= self.end:
-            raise ValueError("from must be before to")
+        check_range(self.site_id, self.start, self.end)
         if self.by is not None and self.by not in BREAKDOWN_DIMENSIONS:
             raise ValueError(f"cannot break down by {self.by!r}; one of {BREAKDOWN_DIMENSIONS}")
 

@@ -13,11 +13,10 @@ from pathlib import Path
 import orjson
 
 from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery
-from streams.cli_analytics import add_analytics_commands, instant
+from streams.cli_analytics import add_analytics_commands, instant, print_answer
 from streams.kafka.config import aiokafka_security, install_flavor_workarounds
 from streams.kafka.producer import EventProducer, send_lines
 from streams.local.demo import DemoOptions, run_demo
-from streams.report.client import ReportError, report_output
 from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest
 from streams.settings import Settings
 from streams.sim.generator import SimulationConfig
@@ -124,18 +123,11 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
-    try:
+    def build() -> ReportRequest:
         query = ReportQuery(args.site, args.start, args.end, args.by)
-        request = ReportRequest(query, args.min_sessions, args.json)
-    except ValueError as exc:
-        print(f"funnel report: {exc}", file=sys.stderr)
-        return 2  # a usage error, as argparse reports them
-    try:
-        sys.stdout.buffer.write(report_output(settings, request))
-    except ReportError as exc:
-        print(f"funnel report: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return ReportRequest(query, args.min_sessions, args.json)
+
+    return print_answer(settings, "report", build)
 
 
 def add_simulation_options(parser: argparse.ArgumentParser) -> None:

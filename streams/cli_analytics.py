@@ -15,7 +15,8 @@ from sinks.marketing_queries import (
     Attribution,
     MarketingQuery,
 )
-from streams.report.client import ReportError, customers_output, marketing_output
+from streams.report.answers import Request
+from streams.report.client import ReportError, answer
 from streams.report.customers import DEFAULT_PERIODS, CustomersRequest
 from streams.report.marketing import MarketingRequest, parse_margin
 from streams.report.numbers import parse_instant
@@ -33,40 +34,41 @@ def instant(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _marketing(settings: Settings, args: argparse.Namespace) -> int:
+def print_answer(settings: Settings, route: str, build: Callable[[], Request]) -> int:
+    """Print `funnel <route>`'s document: 2 for a bad request (as argparse), 1 if unanswerable."""
     try:
+        request = build()
+    except ValueError as exc:
+        print(f"funnel {route}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        sys.stdout.buffer.write(answer(settings, route, request))
+    except ReportError as exc:
+        print(f"funnel {route}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _marketing(settings: Settings, args: argparse.Namespace) -> int:
+    def build() -> MarketingRequest:
         query = MarketingQuery(
             args.site, args.start, args.end, args.by, Attribution(args.attribution),
             timedelta(days=args.lookback_days),
         )  # fmt: skip
-        request = MarketingRequest(query, parse_margin(args.margin), args.json)
-    except ValueError as exc:
-        print(f"funnel marketing: {exc}", file=sys.stderr)
-        return 2
-    try:
-        sys.stdout.buffer.write(marketing_output(settings, request))
-    except ReportError as exc:
-        print(f"funnel marketing: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return MarketingRequest(query, parse_margin(args.margin), args.json)
+
+    return print_answer(settings, "marketing", build)
 
 
 def _customers(settings: Settings, args: argparse.Namespace) -> int:
-    try:
+    def build() -> CustomersRequest:
         query = CustomersQuery(args.site, args.as_of or datetime.now(UTC), args.loyalty_days)
-        request = CustomersRequest(
+        return CustomersRequest(
             query, args.cohorts, args.periods, args.segments, args.segment,
             as_json=args.json, as_csv=args.csv,
         )  # fmt: skip
-    except ValueError as exc:
-        print(f"funnel customers: {exc}", file=sys.stderr)
-        return 2
-    try:
-        sys.stdout.buffer.write(customers_output(settings, request))
-    except ReportError as exc:
-        print(f"funnel customers: {exc}", file=sys.stderr)
-        return 1
-    return 0
+
+    return print_answer(settings, "customers", build)
 
 
 def _spend_import(settings: Settings, args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ from streams.kafka.topics import create_topics
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.local.live_view import Progress, Samples, render, scrape, total
 from streams.local.ports import free_port, local_worker_env
-from streams.report.client import customers_output, marketing_output, report_output
+from streams.report.client import answer, report_output
 from streams.report.customers import CustomersRequest
 from streams.report.marketing import MarketingRequest
 from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest
@@ -197,10 +197,10 @@ def _business_tables(
     for site in sites:
         request = MarketingRequest(MarketingQuery(site, first, last))
         print(f"\n=== marketing for {site} ===", file=out)
-        out.write(marketing_output(settings, request).decode())
+        out.write(answer(settings, "marketing", request).decode())
         customers = CustomersRequest(CustomersQuery(site, ended), segments=True)
         print(f"\n=== customers of {site} ===", file=out)
-        out.write(customers_output(settings, customers).decode())
+        out.write(answer(settings, "customers", customers).decode())
 
 
 def _drain(metrics_port: int, sent: int, out: TextIO, timeout_s: float = 120) -> None:

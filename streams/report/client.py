@@ -11,24 +11,16 @@ import fcntl
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
 from clickhouse_connect.driver.client import Client
 
 from sinks.clickhouse import ClickHouseConfig, connect
-from sinks.customer_queries import query_customers
 from sinks.errors import SinkError, translate
-from sinks.marketing_queries import query_marketing
-from sinks.report_queries import query_report
-from streams.report.customers import CustomersRequest
-from streams.report.customers_view import render_customers
-from streams.report.marketing import MarketingRequest, marketing_document
-from streams.report.marketing_view import render_marketing
-from streams.report.numbers import ReportRequest, build_report
+from streams.report.answers import Request, answer_body
+from streams.report.numbers import ReportRequest
 from streams.report.store import QUERY_HOST, STORE_HEADER, chdb_path, store_id
-from streams.report.view import render
 from streams.settings import Settings
 from streams.settings_adapters import clickhouse_config
 
@@ -39,42 +31,14 @@ class ReportError(Exception):
 
 def report_output(settings: Settings, request: ReportRequest) -> bytes:
     """The rendered report (JSON or table), from wherever the data can be read now."""
-
-    def local(client: Client, database: str) -> bytes:
-        report = build_report(request, query_report(client, database, request.query))
-        return render(report, as_json=request.as_json)
-
-    return answer(settings, "report", request.as_params(), local)
+    return answer(settings, "report", request)
 
 
-def marketing_output(settings: Settings, request: MarketingRequest) -> bytes:
-    """`funnel marketing`'s output, read like the report."""
-
-    def local(client: Client, database: str) -> bytes:
-        document = marketing_document(request, query_marketing(client, database, request.query))
-        return render_marketing(document, as_json=request.as_json)
-
-    return answer(settings, "marketing", request.as_params(), local)
-
-
-def customers_output(settings: Settings, request: CustomersRequest) -> bytes:
-    """`funnel customers`'s output, read like the report."""
-
-    def local(client: Client, database: str) -> bytes:
-        return render_customers(request, query_customers(client, database, request.query))
-
-    return answer(settings, "customers", request.as_params(), local)
-
-
-LocalQuery = Callable[[Client, str], bytes]
-"""Renders an answer from an open ClickHouse client and the database name."""
-
-
-def answer(settings: Settings, route: str, params: dict[str, str], local: LocalQuery) -> bytes:
-    """`local` on ClickHouse when it can be opened, else the running worker's `/route`."""
+def answer(settings: Settings, route: str, request: Request) -> bytes:
+    """The document from ClickHouse when it can be opened, else from the worker's `/route`."""
     config = clickhouse_config(settings)
     if not config.embedded:
-        return _run(_open(config), config, local)
+        return _run(_open(config), config, request)
     path = chdb_path(config.dsn)
     if not in_use(path):
         if not path.is_dir():
@@ -89,8 +53,8 @@ def answer(settings: Settings, route: str, params: dict[str, str], local: LocalQ
                 raise
             # A worker started between the check and the open: ask it instead.
         else:
-            return _run(client, config, local)
-    return ask_worker(settings, route, params, path)
+            return _run(client, config, request)
+    return ask_worker(settings, route, request.as_params(), path)
 
 
 def in_use(path: Path) -> bool:
@@ -144,9 +108,9 @@ def _open(config: ClickHouseConfig) -> Client:
         raise ReportError(f"cannot open ClickHouse: {exc}") from exc
 
 
-def _run(client: Client, config: ClickHouseConfig, local: LocalQuery) -> bytes:
+def _run(client: Client, config: ClickHouseConfig, request: Request) -> bytes:
     try:
-        return local(client, config.database)
+        return answer_body(client, config.database, request)
     except Exception as exc:
         raise ReportError(f"query failed: {translate(exc)}") from exc
     finally:

@@ -13,23 +13,19 @@ machine, not for the network.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 from mode import Service
 
 from sinks.batch import BatchSink
-from sinks.customer_queries import query_customers
 from sinks.errors import translate
-from sinks.marketing_queries import query_marketing
-from sinks.report_queries import query_report
+from streams.report.answers import Request, answer_body, content_type
 from streams.report.customers import CustomersRequest
-from streams.report.customers_view import render_customers
-from streams.report.marketing import MarketingRequest, marketing_document
-from streams.report.marketing_view import render_marketing
-from streams.report.numbers import ReportRequest, build_report
+from streams.report.marketing import MarketingRequest
+from streams.report.numbers import ReportRequest
 from streams.report.store import QUERY_HOST, STORE_HEADER, store_id
-from streams.report.view import render
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,55 +40,40 @@ def report_services(settings: Settings, sink: BatchSink) -> list[Service]:
 
 
 def report_app(sink: BatchSink, *, database: str, store: str) -> web.Application:
-    async def report(request: web.Request) -> web.Response:
-        try:
-            wanted = ReportRequest.from_params(request.query)
-        except ValueError as exc:
-            return web.Response(status=400, text=f"{exc}\n")
-        try:
-            counts = await sink.run(lambda client: query_report(client, database, wanted.query))
-        except Exception as exc:
-            return web.Response(status=503, text=f"report query failed: {translate(exc)}\n")
-        body = render(build_report(wanted, counts), as_json=wanted.as_json)
-        return _answer(body, as_json=wanted.as_json, store=store)
-
-    async def marketing(request: web.Request) -> web.Response:
-        try:
-            asked = MarketingRequest.from_params(request.query)
-        except ValueError as exc:
-            return web.Response(status=400, text=f"{exc}\n")
-        try:
-            counts = await sink.run(lambda client: query_marketing(client, database, asked.query))
-        except Exception as exc:
-            return web.Response(status=503, text=f"marketing query failed: {translate(exc)}\n")
-        body = render_marketing(marketing_document(asked, counts), as_json=asked.as_json)
-        return _answer(body, as_json=asked.as_json, store=store)
-
-    async def customers(request: web.Request) -> web.Response:
-        try:
-            asked = CustomersRequest.from_params(request.query)
-        except ValueError as exc:
-            return web.Response(status=400, text=f"{exc}\n")
-        try:
-            facts = await sink.run(lambda client: query_customers(client, database, asked.query))
-        except Exception as exc:
-            return web.Response(status=503, text=f"customers query failed: {translate(exc)}\n")
-        body = render_customers(asked, facts)
-        content_type = "text/csv" if asked.as_csv else None
-        return _answer(body, as_json=asked.as_json, store=store, content_type=content_type)
-
     app = web.Application()
-    app.router.add_get("/report", report)
-    app.router.add_get("/customers", customers)
-    app.router.add_get("/marketing", marketing)
+    for route, parse in ROUTES.items():
+        app.router.add_get(f"/{route}", _handler(sink, database, store, route, parse))
     return app
 
 
-def _answer(
-    body: bytes, *, as_json: bool, store: str, content_type: str | None = None
-) -> web.Response:
-    content_type = content_type or ("application/json" if as_json else "text/plain")
-    return web.Response(body=body, content_type=content_type, headers={STORE_HEADER: store})
+ROUTES: dict[str, Callable[[Mapping[str, str]], Request]] = {
+    "report": ReportRequest.from_params,
+    "marketing": MarketingRequest.from_params,
+    "customers": CustomersRequest.from_params,
+}
+
+
+def _handler(
+    sink: BatchSink,
+    database: str,
+    store: str,
+    route: str,
+    parse: Callable[[Mapping[str, str]], Request],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            asked = parse(request.query)
+        except ValueError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        try:
+            body = await sink.run(lambda client: answer_body(client, database, asked))
+        except Exception as exc:
+            return web.Response(status=503, text=f"{route} query failed: {translate(exc)}\n")
+        return web.Response(
+            body=body, content_type=content_type(asked), headers={STORE_HEADER: store}
+        )
+
+    return handle
 
 
 class ReportServer(Service):
