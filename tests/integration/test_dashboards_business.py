@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
 
 import pytest
@@ -11,6 +12,7 @@ from deploy.grafana.dashgen import customers, marketing
 from sinks.customer_queries import CustomersQuery, query_customers
 from sinks.marketing_queries import MarketingQuery, Sold, Spend, query_marketing
 from streams.report.customers import cohorts
+from streams.report.segments import score
 from tests.integration.test_dashboards import FULL, SITE, chdb, panel
 
 pytestmark = pytest.mark.integration
@@ -45,3 +47,11 @@ def test_customer_cohorts_equal_funnel_customers(chdb: Client) -> None:
     assert all(r["retention"] == 1.0 for r in rows if r["months_after"] == 0)
     new = sum(r["new_customers"] for r in panel(chdb, customers.new_and_returning()))
     assert new == len(facts.customers) > 0
+
+
+def test_segments_at_the_range_end_equal_funnel_customers(chdb: Client) -> None:
+    facts = query_customers(chdb, "funnel", CustomersQuery(SITE, FULL.end))
+    expected = Counter(s.segment for s in score(list(facts.customers.values()), FULL.end))
+    rows = panel(chdb, customers.segments_over_time())
+    last = max(r["time"] for r in rows)
+    assert {r["segment"]: r["customers"] for r in rows if r["time"] == last} == expected

@@ -85,6 +85,46 @@ ORDER BY time""",
     )
 
 
+_SEGMENT = """multiIf(
+        r >= 4 AND f >= 4, 'champions', r >= 3 AND f >= 3, 'loyal', r >= 4 AND f = 1, 'new',
+        r >= 3, 'potential_loyalists', f >= 4, 'cant_lose', r = 2 AND f >= 2, 'at_risk',
+        r = 2 OR f >= 2, 'hibernating', 'lost')"""
+
+
+def segments_over_time() -> Sql:
+    """Per day: customers per RFM segment as of the day's end (or the range end), scored as
+    `funnel customers` scores them (ranked quintiles, ties by user_id)."""
+    return Sql(
+        f"""{_WITH},
+    days AS (
+        SELECT arrayJoin(arrayMap(
+            i -> toStartOfDay($__fromTime) + toIntervalDay(i),
+            range(toUInt32(dateDiff('day', toStartOfDay($__fromTime), $__toTime)) + 1)
+        )) AS day
+    )
+SELECT time, {_SEGMENT} AS segment, count() AS customers
+FROM (
+    SELECT time, 1 + intDiv(5 * (row_number() OVER (PARTITION BY time
+            ORDER BY recency_days DESC, user_id) - 1), count() OVER (PARTITION BY time)) AS r,
+        1 + intDiv(5 * (row_number() OVER (PARTITION BY time
+            ORDER BY frequency, user_id) - 1), count() OVER (PARTITION BY time)) AS f
+    FROM (
+        SELECT greatest(d.day, $__fromTime) AS time, o.user_id AS user_id,
+            intDiv(toUnixTimestamp(least(d.day + toIntervalDay(1), $__toTime)) * 1000
+                - toUnixTimestamp64Milli(max(o.at)), 86400000) AS recency_days,
+            count() AS frequency
+        FROM placed AS o CROSS JOIN days AS d
+        WHERE o.at < least(d.day + toIntervalDay(1), $__toTime)
+        GROUP BY d.day, o.user_id
+    )
+)
+GROUP BY time, segment
+ORDER BY time, segment""",
+        (Column("time", Kind.TIME), Column("segment", Kind.LABEL), Column("customers", Kind.COUNT)),
+        time_series=True,
+    )
+
+
 def dashboard() -> Dashboard:
     return Dashboard(
         uid="funnel-customers",
@@ -113,6 +153,14 @@ def dashboard() -> Dashboard:
                         "Customers ordering per interval: at their first order ever, or later.",
                         "timeseries",
                         (new_and_returning(),),
+                    ),
+                    Panel(
+                        "Segments over time",
+                        "Customers per RFM segment as of each day's end (champions, loyal, "
+                        "new, potential loyalists, can't lose, at risk, hibernating, lost).",
+                        "timeseries",
+                        (segments_over_time(),),
+                        width=24,
                     ),
                     Panel(
                         "Orders from returning customers",
