@@ -24,7 +24,7 @@ from sinks.customer_queries import (
     CustomerFacts,
     CustomersQuery,
 )
-from streams.report.numbers import parse_instant
+from streams.report.numbers import parse_instant, require
 from streams.report.segments import SEGMENTS
 
 YEAR_MS = 365 * 86_400_000
@@ -74,8 +74,7 @@ class CustomersRequest:
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> CustomersRequest:
         """The inverse of `as_params`; ValueError names what is missing or wrong."""
-        if not params.get("site") or not params.get("as_of"):
-            raise ValueError("missing parameter(s): site and as_of are required")
+        require(params, "site", "as_of")
         output = params.get("format", "table")
         if output not in ("json", "table", "csv"):
             raise ValueError("format must be json, table or csv")

@@ -23,7 +23,7 @@ from sinks.marketing_queries import (
     Sold,
     Spend,
 )
-from streams.report.numbers import money, parse_instant, ratio
+from streams.report.numbers import money, parse_instant, ratio, require
 
 DAY_RULE = "a day's spend counts when its start (00:00 UTC) lies in [from, to)"
 FX_NOTE = "no FX rate is applied: spend and revenue in different currencies are separate rows"
@@ -47,8 +47,8 @@ class MarketingRequest:
     margin: Decimal = Decimal(1)
     as_json: bool = False
 
-    def as_params(self) -> dict[str, str]:
-        """URL query parameters for the worker's /marketing endpoint."""
+    def head(self) -> dict[str, Any]:
+        """What was asked: the document's first keys and, as text, the endpoint's parameters."""
         q = self.query
         return {
             "site": q.site_id,
@@ -56,17 +56,19 @@ class MarketingRequest:
             "to": q.end.isoformat(),
             "by": q.by,
             "attribution": q.attribution.value,
-            "lookback_days": str(q.lookback.days),
+            "lookback_days": q.lookback.days,
             "margin": str(self.margin),
-            "format": "json" if self.as_json else "table",
         }
+
+    def as_params(self) -> dict[str, str]:
+        """URL query parameters for the worker's /marketing endpoint."""
+        params = {name: str(value) for name, value in self.head().items()}
+        return params | {"format": "json" if self.as_json else "table"}
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> MarketingRequest:
         """The inverse of `as_params`; ValueError names what is missing or wrong."""
-        missing = [name for name in ("site", "from", "to") if not params.get(name)]
-        if missing:
-            raise ValueError(f"missing parameter(s): {', '.join(missing)}")
+        require(params, "site", "from", "to")
         attribution = params.get("attribution", Attribution.FIRST_TOUCH.value)
         if attribution not in {a.value for a in Attribution}:
             raise ValueError(f"attribution must be one of {[a.value for a in Attribution]}")
@@ -188,16 +190,8 @@ def row_json(row: ChannelRow, margin: Decimal) -> dict[str, Any]:
 
 def marketing_document(request: MarketingRequest, counts: MarketingCounts) -> dict[str, Any]:
     """The JSON document `funnel marketing --json` prints and the endpoint serves."""
-    q = request.query
     rows = channel_rows(counts)
-    return {
-        "site": q.site_id,
-        "from": q.start.isoformat(),
-        "to": q.end.isoformat(),
-        "by": q.by,
-        "attribution": q.attribution.value,
-        "lookback_days": q.lookback.days,
-        "margin": str(request.margin),
+    return request.head() | {
         "spend_days": DAY_RULE,
         "fx": FX_NOTE,
         "channels": [row_json(row, request.margin) for row in rows],
