@@ -128,6 +128,16 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")[-chars:]
 
 
+def watermarks_past(worker: WorkerProcess, bound_s: float) -> Callable[[], bool]:
+    """All four partitions' watermarks at or past `bound_s`: everything before is final."""
+
+    def check() -> bool:
+        marks = [v for (n, _), v in worker.metrics().items() if n == "funnel_watermark_seconds"]
+        return len(marks) == 4 and min(marks) >= bound_s
+
+    return check
+
+
 @contextmanager
 def clickhouse(data_dir: Path) -> Iterator[Client]:
     """The worker's embedded ClickHouse, opened after the worker stopped, closed after use."""

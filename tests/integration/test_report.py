@@ -39,7 +39,7 @@ from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 from streams.worker.dead_letters import DeadLetter
 from streams.worker.ingest import Accepted, RawMessage
 from streams.worker.sink_rows import Row, dead_letter_row, fact_row, raw_event_row
-from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce
+from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce, watermarks_past
 from tests.integration.report_reference import World, comparable, expected_report
 from tests.unit.funnel.reference import Expected, reference
 
@@ -117,14 +117,6 @@ def via_cli(env: dict[str, str], case: Case, *, as_json: bool = True) -> str:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def watermarks_past(worker: WorkerProcess, bound_s: float) -> Callable[[], bool]:
-    def check() -> bool:
-        marks = [v for (n, _), v in worker.metrics().items() if n == "funnel_watermark_seconds"]
-        return len(marks) == 4 and min(marks) >= bound_s
-
-    return check
 
 
 def test_report_equals_the_reference_from_the_endpoint_and_the_cli(

@@ -32,6 +32,9 @@ FORBIDDEN: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("streams.report", ("streams.worker", "streams.local", "streams.sim", "streams.bench",
                         "streams.cli", "faust", "mode")),
     ("streams.worker", ("streams.local", "streams.sim", "streams.bench", "streams.cli")),
+    # The web dashboard is the report's page: it serves whoever hands it a query runner.
+    ("streams.dashboard", ("streams.worker", "streams.local", "streams.sim", "streams.bench",
+                           "streams.cli", "faust", "mode")),
     ("streams.kafka", ("streams.worker", "streams.report", "streams.local", "streams.sim",
                        "streams.bench", "streams.cli")),
     ("streams.sim", ("streams.worker", "streams.report", "streams.local", "streams.bench",
