@@ -153,8 +153,9 @@ def predictive_clv(
 
 
 def cohorts(facts: CustomerFacts, as_of: datetime, period: str, periods: int) -> list[Any]:
-    """Per cohort (period of the first order): size and, for +1..+periods, the share of the
-    cohort who ordered in that period; None for a period not yet begun at `as_of`."""
+    """Per cohort (period of the first order: YYYY-MM, or a week's Monday): size and, for
+    +1..+periods, the share of the cohort who ordered in that period; None for a period not
+    yet begun at `as_of`."""
     groups: dict[date, list[Customer]] = {}
     for c in facts.customers.values():
         groups.setdefault(period_start(c.first_order_ms, period), []).append(c)
@@ -170,7 +171,8 @@ def cohorts(facts: CustomerFacts, as_of: datetime, period: str, periods: int) ->
             hi = shift(start, period, k + 1)
             came_back = sum(1 for c in members if any(lo <= _day(t) < hi for t in c.order_times_ms))
             shares.append(came_back / len(members))
-        rows.append({"cohort": start.isoformat(), "size": len(members), "retention": shares})
+        label = start.isoformat()[:7] if period == "month" else start.isoformat()
+        rows.append({"cohort": label, "size": len(members), "retention": shares})
     return rows
 
 

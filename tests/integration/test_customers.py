@@ -145,7 +145,7 @@ def monthly_cohorts(exp: dict[str, Any], as_of: datetime) -> list[dict[str, Any]
                 if any(month(e.occurred_at_ms) == (ky, km) for e in exp["by_user"][u])
             )  # fmt: skip
             shares.append(back / len(users))
-        rows.append({"cohort": f"{y:04d}-{m:02d}-01", "size": len(users), "retention": shares})
+        rows.append({"cohort": f"{y:04d}-{m:02d}", "size": len(users), "retention": shares})
     return rows
 
 
