@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     events_topic: str = Field("funnel.events", description="Storefront events in")
     dlq_topic: str = Field("funnel.events.dlq", description="Rejected messages with the reason")
     abandoned_topic: str = Field("funnel.carts.abandoned", description="Abandoned carts out")
+    spend_topic: str = Field("funnel.ad_spend", description="Ad spend rows in (JSON)")
     topic_partitions: int = Field(8, ge=1, description="Partitions when we create topics")
     app_id: str = Field("funnelstream", description="Consumer group and state namespace")
     kafka_flavor: Literal["kafka", "tansu"] = Field(

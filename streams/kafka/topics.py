@@ -18,7 +18,8 @@ class TopicError(RuntimeError):
 def worker_topics(settings: Settings) -> dict[str, int]:
     """The topics a worker reads and writes, all partitioned like the events topic."""
     n = settings.topic_partitions
-    return {settings.events_topic: n, settings.dlq_topic: n, settings.abandoned_topic: n}
+    topics = {settings.events_topic: n, settings.dlq_topic: n, settings.abandoned_topic: n}
+    return topics | {settings.spend_topic: n}
 
 
 async def create_topics(

@@ -73,7 +73,7 @@ def create_app(
         try:
             async for batch in batches:
                 with metrics.batch_seconds.time():
-                    await ingestion.handle([_raw(event) for event in batch])
+                    await ingestion.handle([raw_message(event) for event in batch])
         except Exception as error:
             # Not acked: the batch's offsets stay uncommitted; the process must not linger.
             metrics.up.set(0)
@@ -83,7 +83,7 @@ def create_app(
     return app
 
 
-def _raw(event: faust.EventT[bytes]) -> RawMessage:
+def raw_message(event: faust.EventT[bytes]) -> RawMessage:
     message = event.message
     return RawMessage(
         topic=message.topic,

@@ -14,6 +14,7 @@ from sinks.batch import BatchSink
 from streams.clock import Clock
 from streams.settings import Settings
 from streams.settings_adapters import funnel_rules, session_limits
+from streams.worker.ad_spend import add_spend_agent
 from streams.worker.app import create_app
 from streams.worker.fatal import Fatal
 from streams.worker.funnel_metrics import FunnelMetrics, SiteLabels
@@ -91,7 +92,7 @@ def build_worker_app(
         app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
         return processor
 
-    return create_app(
+    app = create_app(
         settings,
         metrics=Metrics.create(registry),
         clock=clock,
@@ -99,3 +100,5 @@ def build_worker_app(
         fatal=fatal,
         faust_overrides=faust_overrides,
     )
+    add_spend_agent(app, settings, sink=sink, registry=registry, clock=clock, fatal=fatal)
+    return app
