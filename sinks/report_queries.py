@@ -216,11 +216,12 @@ def _bounces(
 ) -> dict[str, tuple[int, int, int]]:
     """(viewed, bounced, page views) of the sessions whose first page view is in the range.
 
-    From the raw events that counted (not late), so a second event that arrived late but
+    From the raw events that counted (not late, not capped), so a second event that arrived late but
     within the lateness bound keeps its session from bouncing; replays collapse on event_id."""
     views_in_range = (
         f"SELECT session_id FROM {db}.events_raw WHERE site_id = {{site:String}}"
-        f" AND event_type = 'page_view' AND NOT late AND {_IN_RANGE.format(column='occurred_at')}"
+        f" AND event_type = 'page_view' AND NOT late AND NOT capped"
+        f" AND {_IN_RANGE.format(column='occurred_at')}"
     )
     rows = _rows(
         client,
@@ -229,7 +230,7 @@ def _bounces(
         "    uniqExactIf(event_id, event_type = 'page_view') AS views,"
         "    minIf(occurred_at, event_type = 'page_view') AS first_view,"
         f"   argMin({key}, occurred_at) AS key"
-        f"  FROM {db}.events_raw WHERE site_id = {{site:String}} AND NOT late"
+        f"  FROM {db}.events_raw WHERE site_id = {{site:String}} AND NOT late AND NOT capped"
         f"    AND session_id IN ({views_in_range})"
         "  GROUP BY session_id"
         f") WHERE {_IN_RANGE.format(column='first_view')} GROUP BY key",
