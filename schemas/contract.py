@@ -93,7 +93,7 @@ TIMESTAMP_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
     rf"(?:Z|[+-][0-9]{{2}}:[0-9]{{2}}){_END}"
 )
-# Ids and text: no control characters (a NUL byte in an id is never meant).
+# Ids: no control characters (a NUL byte in an id is never meant).
 PLAIN_TEXT_PATTERN = rf"^[^\x00-\x1f\x7f]*{_END}"
 COUNTRY_PATTERN = rf"^[A-Za-z]{{2}}{_END}"
 

@@ -127,9 +127,15 @@ def _check_string(spec: FieldSpec, value: Any) -> str:
         raise _InvalidError(
             "invalid_value", f"{spec.name} is {len(value)} chars, limit {spec.max_length}"
         )
-    if not _PLAIN_TEXT.search(value):
-        raise _InvalidError("invalid_value", f"{spec.name} contains control characters")
     return value
+
+
+def _check_id(spec: FieldSpec, value: Any) -> str:
+    """An identifier: a string without control characters (a NUL byte in an id is never meant;
+    free text such as a campaign name may carry a stray tab)."""
+    if not _PLAIN_TEXT.search(_check_string(spec, value)):
+        raise _InvalidError("invalid_value", f"{spec.name} contains control characters")
+    return str(value)
 
 
 def _check_event_type(spec: FieldSpec, value: Any) -> EventType:
@@ -239,15 +245,13 @@ def _check_item(index: int, line: Any) -> Item:
     if not 1 <= quantity <= MAX_QUANTITY:
         raise _InvalidError("invalid_value", f"{where}.quantity {quantity} must be >= 1")
     try:
-        return Item(
-            _check_string(_SKU, line["sku"]), quantity, _check_decimal(_PRICE, line["price"])
-        )
+        return Item(_check_id(_SKU, line["sku"]), quantity, _check_decimal(_PRICE, line["price"]))
     except _InvalidError as invalid:
         raise _InvalidError(invalid.rejection.code, f"{where}.{invalid.rejection.detail}") from None
 
 
 _CHECKS: dict[Kind, Callable[[FieldSpec, Any], Any]] = {
-    Kind.ID: _check_string,
+    Kind.ID: _check_id,
     Kind.TEXT: _check_string,
     Kind.EVENT_TYPE: _check_event_type,
     Kind.TIMESTAMP: _check_timestamp,

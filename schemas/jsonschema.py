@@ -52,13 +52,15 @@ def _present(name: str) -> dict[str, Any]:
 def _property(spec: FieldSpec) -> dict[str, Any]:
     body: dict[str, Any]
     match spec.kind:
-        case Kind.ID | Kind.TEXT:
+        case Kind.ID:
             body = {
                 "type": "string",
                 "minLength": 1,
                 "maxLength": spec.max_length,
                 "pattern": PLAIN_TEXT_PATTERN,
             }
+        case Kind.TEXT:
+            body = {"type": "string", "minLength": 1, "maxLength": spec.max_length}
         case Kind.EVENT_TYPE:
             body = {"type": "string", "enum": sorted(EVENT_TYPE_ALIASES)}
         case Kind.TIMESTAMP:

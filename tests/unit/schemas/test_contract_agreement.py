@@ -72,7 +72,8 @@ CORPUS: list[tuple[str, dict[str, Any]]] = [
     *((f"event_id={v!r}", base(event_id=v)) for v in IDS),
     *((f"user_id={v!r}", base(user_id=v)) for v in IDS),
     *((f"sku={v!r}", base(items=[line(sku=v)])) for v in IDS),
-    *((f"utm_source={v!r}", base(utm_source=v)) for v in ("x" * 256, "x" * 257, "a\x00")),
+    *((f"utm_source={v!r}", base(utm_source=v))
+      for v in ("x" * 256, "x" * 257, "a\x00", "Facebook\t")),
     *((f"event_type={t!r}", base(event_type=t, order_id="o")) for t in EVENT_TYPE_ALIASES),
     *((f"event_type={t!r}", base(event_type=t)) for t in ("Purchase", "refund", "", 5, None)),
     *((f"device={d!r}", base(device=d)) for d in ("mobile", "other", "Mobile", "phone", "", None)),
