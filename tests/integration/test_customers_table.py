@@ -8,6 +8,8 @@ an `as_of` now and one in the past, and after the merge there is exactly one row
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -23,9 +25,10 @@ from sinks.customer_queries import CustomersQuery, query_customers
 from sinks.tables import COLUMNS
 from streams.funnel.rules import FunnelRules
 from streams.report.customers import CustomersRequest
-from streams.report.customers_view import customers_document
+from streams.report.customers_view import customers_document, render_customers
+from streams.report.segments import SEGMENTS, ScoreBounds
 from streams.worker.sink_rows import fact_row
-from tests.integration.test_customers import expected, monthly_cohorts
+from tests.integration.test_customers import expected, monthly_cohorts, segment
 from tests.integration.test_customers_worker import SUMMARY
 from tests.integration.test_marketing import BASE, SITE, simulated_events
 from tests.unit.funnel.reference import reference
@@ -33,6 +36,7 @@ from tests.unit.funnel.reference import reference
 pytestmark = pytest.mark.integration
 
 TABLE_VERSION = 6
+CUTS = {"r": (3, 7, 14, 30), "f": (2, 3, 4, 6), "m": (50, 150, 300, 600), "l": (1, 2, 3, 5)}
 
 
 def document(client: Client, as_of: datetime) -> dict[str, Any]:
@@ -116,3 +120,46 @@ def test_the_customers_table_is_backfilled_and_exact_under_duplicates(tmp_path: 
         assert held == len(distinct_rows) > backfilled[0]["customers"]
     finally:
         client.close()
+
+
+def by_cuts(dim: str, value: Any) -> int:
+    reached = sum(1 for cut in CUTS[dim] if value >= cut)
+    return 5 - reached if dim == "r" else 1 + reached
+
+
+def test_fixed_thresholds_score_and_segment_as_the_reference(tmp_path: Path) -> None:
+    events = simulated_events(seed=29)
+    facts = reference(events, FunnelRules())
+    config = ClickHouseConfig(dsn=f"chdb:///{(tmp_path / 'chdb').resolve()}")
+    client = connect(config)
+    try:
+        migrate(client, config, now=datetime.now(UTC))
+        for table in ("stage_entries", "orders"):
+            data = [row for name, row in map(fact_row, [*facts.stages, *facts.orders])
+                    if name == table]  # fmt: skip
+            client.insert(f"funnel.{table}", data, column_names=COLUMNS[table])
+        as_of = BASE + timedelta(days=40, hours=2)
+        bounds = ScoreBounds.parse(";".join(
+            f"{dim}={','.join(map(str, cuts))}" for dim, cuts in CUTS.items()
+        ))  # fmt: skip
+        query = CustomersQuery(SITE, as_of)
+        found = query_customers(client, "funnel", query)
+        got: dict[str, tuple[str, tuple[int, ...]]] = {}
+        for name in SEGMENTS:
+            request = CustomersRequest(query, segment=name, as_csv=True, bounds=bounds)
+            text = render_customers(request, found).decode()
+            for line in csv.DictReader(io.StringIO(text)):
+                got[line["user_id"]] = (name, tuple(int(line[k]) for k in ("r", "f", "m", "l")))
+    finally:
+        client.close()
+    exp = expected(events, as_of)
+    want = {}
+    for user, measures in exp["measures"].items():
+        scores = tuple(by_cuts(dim, v) for dim, v in zip(CUTS, measures, strict=True))
+        want[user] = (segment(scores[0], scores[1]), scores)
+    assert got == want
+    # Values on a cut exist (ties at the boundaries), and the cuts spread the scores.
+    on_a_cut = [u for u, m in exp["measures"].items()
+                if any(v in CUTS[d] for d, v in zip(CUTS, m, strict=True))]  # fmt: skip
+    assert on_a_cut
+    assert len({s[1][0] for s in want.values()}) >= 3
