@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     events_topic: str = Field("funnel.events", description="Storefront events in")
     dlq_topic: str = Field("funnel.events.dlq", description="Rejected messages with the reason")
     abandoned_topic: str = Field("funnel.carts.abandoned", description="Abandoned carts out")
+    repartition_topic: str = Field(
+        "", description="Internal topic for events read outside their session's partition"
+    )
     topic_partitions: int = Field(8, ge=1, description="Partitions when we create topics")
     app_id: str = Field("funnelstream", description="Consumer group and state namespace")
     kafka_flavor: Literal["kafka", "tansu"] = Field(
@@ -87,6 +90,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_scheme(cls, value: str) -> str:
         return value.removeprefix("kafka://")
+
+    @property
+    def repartition_topic_name(self) -> str:
+        """Empty means derived from the events topic, so every pipeline gets its own."""
+        return self.repartition_topic or f"{self.events_topic}.repartition"
 
     @property
     def resolved_clickhouse_dsn(self) -> str:

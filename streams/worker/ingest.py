@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from schemas.decode import DecodeLimits, Rejection, decode_event
 from schemas.event import Event
 from streams.worker.dead_letters import DeadLetter, SourcePosition, dead_letter
 from streams.worker.ingest_metrics import Metrics
+from streams.worker.repartition import Marker, forwarded_late, read_marker
 
 Clock = Callable[[], int]
 """Wall clock in epoch milliseconds; injected so tests control time."""
@@ -24,6 +25,7 @@ class RawMessage:
     timestamp_ms: int
     key: bytes | None
     value: bytes
+    headers: Sequence[tuple[str, bytes]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +34,16 @@ class Accepted:
     message: RawMessage
 
 
-PartitionBatch = tuple[Sequence[Accepted], int]
-"""A partition's accepted events of one batch and the batch's last offset in it."""
+@dataclass(frozen=True, slots=True)
+class PartitionBatch:
+    """A partition's share of one batch: what it read from the events topic (in offset order),
+    what other partitions forwarded to it with their lateness verdicts, the progress markers
+    they announced, and the last offset read per topic."""
+
+    accepted: Sequence[Accepted]
+    last_offsets: Mapping[str, int]
+    forwarded: Sequence[tuple[Accepted, bool]] = ()
+    markers: Sequence[Marker] = ()
 
 
 class Processor(Protocol):
@@ -41,7 +51,7 @@ class Processor(Protocol):
 
     async def process(self, batch: Mapping[int, PartitionBatch]) -> Mapping[int, Sequence[str]]:
         """Make the batch's effects durable before its offsets are acked; returns one outcome
-        label per accepted event, per partition, in order."""
+        label per accepted event, then per forwarded event, per partition, in order."""
 
     def record_dead_letter(
         self, message: RawMessage, letter: DeadLetter, rejection: Rejection
@@ -52,14 +62,6 @@ class DeadLetterSink(Protocol):
     async def __call__(
         self, message: RawMessage, letter: DeadLetter, rejection: Rejection
     ) -> None: ...
-
-
-class Rekey(Protocol):
-    async def __call__(self, message: RawMessage, key: bytes) -> None:
-        """Send the message again to the events topic, keyed by its session."""
-
-
-REPARTITIONED = "repartitioned"
 
 
 class Deliveries(Protocol):
@@ -75,7 +77,7 @@ class Ingestion:
         metrics: Metrics,
         processor: Processor,
         dead_letter: DeadLetterSink,
-        rekey: Rekey,
+        repartition_topic: str,
         publisher: Deliveries,
         clock: Clock,
     ) -> None:
@@ -83,39 +85,44 @@ class Ingestion:
         self._metrics = metrics
         self._processor = processor
         self._dead_letter = dead_letter
-        self._rekey = rekey
+        self._repartition_topic = repartition_topic
         self._publisher = publisher
         self._clock = clock
 
     async def handle(self, batch: Sequence[RawMessage]) -> None:
         now_ms = self._clock()
-        by_partition: dict[int, list[Accepted]] = {}
-        last_offsets: dict[int, int] = {}
+        parts: dict[int, _Part] = {}
         # Counted per batch: a labelled inc() per event is measurable on the hot path.
         tally: Counter[tuple[str, str]] = Counter()
         for message in batch:
-            last_offsets[message.partition] = message.offset
+            part = parts.setdefault(message.partition, _Part())
+            part.last_offsets[message.topic] = message.offset
+            internal = message.topic == self._repartition_topic
+            marker = read_marker(message.headers) if internal else None
+            if marker is not None:
+                part.markers.append(marker)
+                continue
             result = decode_event(message.value, now_ms=now_ms, limits=self._limits)
             if isinstance(result, Rejection):
                 await self._reject(message, result, now_ms)
-                continue
-            key = result.session_id.encode()
-            if message.key != key:
-                # Unkeyed (or mis-keyed): a session's state lives with the partition its key
-                # hashes to, so the event goes round again with the right key.
-                await self._rekey(message, key)
-                tally[result.event_type.value, REPARTITIONED] += 1
-                continue
-            by_partition.setdefault(message.partition, []).append(Accepted(result, message))
+            elif internal:
+                part.forwarded.append((Accepted(result, message), forwarded_late(message.headers)))
+            else:
+                part.accepted.append(Accepted(result, message))
         # Every partition of the batch, even one with only rejections: its position tells the
         # processor whether it has caught up.
         outcomes = await self._processor.process(
-            {p: (by_partition.get(p, []), offset) for p, offset in last_offsets.items()}
+            {
+                p: PartitionBatch(part.accepted, part.last_offsets, part.forwarded, part.markers)
+                for p, part in parts.items()
+            }
         )
         # Dead letters, changelog and cart records: on the broker before the offsets are acked.
         await self._publisher.delivered()
         for partition, labels in outcomes.items():
-            for item, outcome in zip(by_partition.get(partition, []), labels, strict=True):
+            part = parts[partition]
+            items = [*part.accepted, *(item for item, _ in part.forwarded)]
+            for item, outcome in zip(items, labels, strict=True):
                 tally[item.event.event_type.value, outcome] += 1
         for (event_type, outcome), count in tally.items():
             self._metrics.events_consumed.labels(event_type, outcome).inc(count)
@@ -131,3 +138,11 @@ class Ingestion:
         self._metrics.events_invalid.labels(rejection.code).inc()
         self._metrics.events_consumed.labels("unknown", "invalid").inc()
         self._metrics.dead_lettered.inc()
+
+
+@dataclass
+class _Part:
+    accepted: list[Accepted] = field(default_factory=list)
+    last_offsets: dict[str, int] = field(default_factory=dict)
+    forwarded: list[tuple[Accepted, bool]] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)

@@ -36,7 +36,13 @@ def broker_overrides(settings: Settings) -> Mapping[str, Any]:
 
 def ensure_topics(settings: Settings) -> None:
     n = settings.topic_partitions
-    topics = {settings.events_topic: n, settings.dlq_topic: n, settings.abandoned_topic: n}
+    # The repartition topic must have the events topic's count: it is co-partitioned with it.
+    topics = {
+        settings.events_topic: n,
+        settings.repartition_topic_name: n,
+        settings.dlq_topic: n,
+        settings.abandoned_topic: n,
+    }
     asyncio.run(
         create_topics(settings.kafka_bootstrap, topics, client_options=aiokafka_security(settings))
     )
