@@ -118,14 +118,16 @@ class FunnelProcessor:
             for partition, (part, stays) in owned.items():
                 entry = self._partitions[partition]
                 await self._repartitioner.announce(entry.progress)
-                for source, watermark in part.markers:
-                    entry.progress.see(source, watermark)
-                entry.funnel.hold_ms = entry.progress.hold_ms()
                 direct = [a for a, stay in zip(part.accepted, stays, strict=True) if stay]
                 result = entry.funnel.process_batch(
                     [(a.event, a.message.timestamp_ms) for a in direct],
                     [(a.event, late) for a, late in part.forwarded],
                 )
+                # A marker covers the forwards before it, some of which this batch has just
+                # offered: it holds finalisation from the next batch or tick on.
+                for source, watermark in part.markers:
+                    entry.progress.see(source, watermark)
+                entry.funnel.hold_ms = entry.progress.hold_ms()
                 processed = [*direct, *(a for a, _ in part.forwarded)]
                 self._add_raw(processed, result.outcomes)
                 labels = iter(outcome.value for outcome in result.outcomes)
@@ -207,7 +209,9 @@ class FunnelProcessor:
             saved = store.get(PROGRESS_KEY)
             if saved is not None:
                 progress.load(saved)
-            entry = _Partition(PartitionFunnel(store, self._rules), store, progress)
+            funnel = PartitionFunnel(store, self._rules)
+            funnel.hold_ms = progress.hold_ms()
+            entry = _Partition(funnel, store, progress)
             self._partitions[partition] = entry
         return entry
 

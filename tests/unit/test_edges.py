@@ -26,8 +26,8 @@ from streams.worker.dead_letters import (
 )
 from streams.worker.funnel_metrics import SiteLabels
 from streams.worker.ingest import Accepted, Ingestion, PartitionBatch, RawMessage
-from streams.worker.repartition import LATE_HEADER, MARKER_HEADER
 from streams.worker.ingest_metrics import Metrics
+from streams.worker.repartition import LATE_HEADER, MARKER_HEADER
 from streams.worker.sink_rows import dead_letter_row, fact_row, raw_event_row
 
 NOW_MS = int(datetime(2026, 11, 24, 12, tzinfo=UTC).timestamp() * 1000)
