@@ -93,8 +93,9 @@ class Settings(BaseSettings):
 
     @property
     def repartition_topic_name(self) -> str:
-        """Empty means derived from the events topic, so every pipeline gets its own."""
-        return self.repartition_topic or f"{self.events_topic}.repartition"
+        """Empty means named after the app id: it belongs to the consumer group, like the
+        table's changelog (a new group must not read an old group's forwards and markers)."""
+        return self.repartition_topic or f"{self.app_id}-repartition"
 
     @property
     def resolved_clickhouse_dsn(self) -> str:

@@ -23,9 +23,10 @@ _MISSING = "—"
 
 MARKDOWN_HEADER = (
     "| Date (UTC) | Commit | Machine | Events | aiokafka baseline | Decoder | Funnel engine "
-    "| Faust ceiling | Worker (x baseline) | Latency p50 / p99 / max @ rate "
+    "| Faust ceiling | Worker (x baseline) | Worker, 30 % unkeyed (x keyed) "
+    "| Latency p50 / p99 / max @ rate "
     "| RSS / open session: engine (pending, finalised); worker growth |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 )
 
 
@@ -56,6 +57,15 @@ def worker_share(results: BenchResults) -> float | None:
         return None
     w, b = worker.events_per_s, baseline.events_per_s
     return None if w is None or not b else w / b
+
+
+def mixed_over_keyed(results: BenchResults) -> float | None:
+    """Throughput with 30 % unkeyed messages over fully keyed, same data, same run."""
+    mixed, keyed = results.part("mixed"), results.part("worker")
+    if mixed is None or keyed is None:
+        return None
+    m, k = mixed.events_per_s, keyed.events_per_s
+    return None if m is None or k is None else m / k
 
 
 def targets(results: BenchResults) -> list[Target]:
@@ -145,6 +155,8 @@ def markdown_row(results: BenchResults) -> str:
 
     share = worker_share(results)
     worker = rate("worker") + ("" if share is None else f" ({share:.3f}x)")
+    mixed_share = mixed_over_keyed(results)
+    mixed = rate("mixed") + ("" if mixed_share is None else f" ({mixed_share:.2f}x)")
     latency = _MISSING
     if results.latency is not None:
         lat = results.latency
@@ -167,6 +179,7 @@ def markdown_row(results: BenchResults) -> str:
         rate("engine"),
         rate("faust"),
         worker,
+        mixed,
         latency,
         memory,
     ]
@@ -198,5 +211,6 @@ def to_json(results: BenchResults) -> bytes:
         shown["rss_bytes_per_session"] = memory.rss_per_session
         shown["stored_bytes_per_session"] = memory.stored_per_session
     doc["worker_over_baseline"] = worker_share(results)
+    doc["mixed_over_keyed"] = mixed_over_keyed(results)
     doc["targets"] = [dataclasses.asdict(t) for t in targets(results)]
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)

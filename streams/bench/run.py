@@ -34,7 +34,9 @@ from streams.local.embedded_broker import EmbeddedBroker
 from streams.sim.generator import SimulatedMessage
 
 TOPIC = "bench.events"
-THROUGHPUT_PARTS = frozenset({"baseline", "decode", "engine", "faust", "worker"})
+MIXED_TOPIC = "bench.events.mixed"
+UNKEYED_SHARE = 0.3
+THROUGHPUT_PARTS = frozenset({"baseline", "decode", "engine", "faust", "worker", "mixed"})
 _REPO = Path(__file__).resolve().parents[2]
 _TITLES = {
     "baseline": "aiokafka getmany + orjson.loads (baseline)",
@@ -42,6 +44,7 @@ _TITLES = {
     "engine": "funnel engine alone (PartitionFunnel, decoded events)",
     "faust": "Faust ceiling (take_events, nothing else)",
     "worker": "funnel worker, everything on",
+    "mixed": "funnel worker, 30 % of messages unkeyed (repartitioned)",
 }
 
 
@@ -75,21 +78,21 @@ class _Runner:
 
     def throughput(self, bootstrap: str) -> None:
         o = self.options
-        asyncio.run(create_topics(bootstrap, {TOPIC: o.partitions}))
         now = datetime.now(UTC)
         self.say(f"simulating {o.events:,} messages…")
         messages = dataset.throughput_messages(o.events, now=now, seed=o.seed)
-        started = time.monotonic()
-        sent = asyncio.run(_produce(bootstrap, messages))
-        elapsed = time.monotonic() - started
-        self.say(f"filled {TOPIC}: {sent:,} messages in {elapsed:.1f} s ({sent / elapsed:,.0f}/s)")
+        self.fill(bootstrap, TOPIC, messages)
+        if "mixed" in self.wanted:
+            # The same messages, a share of them without a key, as HTTP collectors send them.
+            mixed = dataset.without_keys(messages, UNKEYED_SHARE, seed=o.seed)
+            self.fill(bootstrap, MIXED_TOPIC, mixed)
         n, limit = len(messages), timeout_s(len(messages))
         self.timed(
             "baseline",
             lambda _: asyncio.run(baseline_run(bootstrap, TOPIC, o.partitions, n, limit)),
         )
         self.timed("decode", lambda _: time_decoder(messages, _now_ms()))
-        expected = self.engine(messages) if self.wanted & {"engine", "worker"} else None
+        expected = self.engine(messages) if self.wanted & {"engine", "worker", "mixed"} else None
         self.timed(
             "faust",
             lambda i: ceiling_run(
@@ -102,6 +105,17 @@ class _Runner:
             start = dataset.throughput_config(n, now=now, seed=o.seed).start
             span = (start - timedelta(days=1), datetime.now(UTC) + timedelta(days=1))
             self.timed("worker", lambda i: self.worker(bootstrap, expected, n, span, i))
+            self.timed(
+                "mixed",
+                lambda i: self.worker(bootstrap, expected, n, span, i, topic=MIXED_TOPIC),
+            )
+
+    def fill(self, bootstrap: str, topic: str, messages: Sequence[SimulatedMessage]) -> None:
+        asyncio.run(create_topics(bootstrap, {topic: self.options.partitions}))
+        started = time.monotonic()
+        sent = asyncio.run(_produce(bootstrap, topic, messages))
+        elapsed = time.monotonic() - started
+        self.say(f"filled {topic}: {sent:,} messages in {elapsed:.1f} s ({sent / elapsed:,.0f}/s)")
 
     def engine(self, messages: Sequence[SimulatedMessage]) -> Expected:
         """Time the engine (when asked for) and keep its counts: the worker's reference."""
@@ -121,13 +135,21 @@ class _Runner:
         return expected[0]
 
     def worker(
-        self, bootstrap: str, expected: Expected, n: int, span: tuple[datetime, datetime], i: int
+        self,
+        bootstrap: str,
+        expected: Expected,
+        n: int,
+        span: tuple[datetime, datetime],
+        i: int,
+        *,
+        topic: str = TOPIC,
     ) -> Run:
-        data_dir = self.work / f"worker-{i}"
+        name = f"{topic.replace('.', '-')}-{i}"
+        data_dir = self.work / name
         try:
             return worker_run(
-                bootstrap=bootstrap, topic=TOPIC, partitions=self.options.partitions,
-                expected=expected, events=n, app_id=f"bench-worker-{i}", data_dir=data_dir,
+                bootstrap=bootstrap, topic=topic, partitions=self.options.partitions,
+                expected=expected, events=n, app_id=f"bench-{name}", data_dir=data_dir,
                 report_range=span,
             )  # fmt: skip
         finally:
@@ -194,6 +216,6 @@ def run_benchmarks(options: BenchOptions, log: TextIO) -> BenchResults:
     )
 
 
-async def _produce(bootstrap: str, messages: Sequence[SimulatedMessage]) -> int:
-    async with EventProducer(bootstrap, TOPIC) as producer:
+async def _produce(bootstrap: str, topic: str, messages: Sequence[SimulatedMessage]) -> int:
+    async with EventProducer(bootstrap, topic) as producer:
         return await producer.send_raw_many((m.key, m.value) for m in messages)
