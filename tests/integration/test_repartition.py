@@ -219,10 +219,13 @@ def test_backlog_killed_mid_stream_and_with_forwards_in_flight(
     worker.wait_until(lambda: worker.total("funnel_events_consumed_total") >= 20_000,
                       timeout=600, what="20,000 events consumed")  # fmt: skip
     worker.kill()
-    # Killed the moment it has forwarded events that the repartition topic still holds.
+    # Killed the moment it has forwarded events that the repartition topic still holds unread.
     worker = WorkerProcess(config, data_dir)
-    worker.wait_until(lambda: worker.total("funnel_repartitioned_total") >= 1_000,
-                      timeout=600, what="events forwarded again")  # fmt: skip
+    worker.wait_until(
+        lambda: worker.total("funnel_repartitioned_total") >= 1_000
+        and worker.total("funnel_repartition_lag_messages") > 0,
+        timeout=600, what="forwarded events in flight",
+    )  # fmt: skip
     worker.kill()
 
     worker = WorkerProcess(config, data_dir)
