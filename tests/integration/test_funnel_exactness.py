@@ -214,22 +214,3 @@ def test_two_workers_splitting_partitions_equal_the_reference(
             assert w.stop() == 0, w.log_tail()
 
     assert_same(stored_answer([w.data_dir for w in workers]), expected)
-
-
-def test_unkeyed_events_are_repartitioned_by_session(
-    broker: EmbeddedBroker, unique_topic: Callable[[str], str], tmp_path: Path
-) -> None:
-    messages, _ = simulate(seed=13, count=4_000)
-    # A producer that forgot the key on every third message.
-    unkeyed = [m._replace(key=None) if i % 3 == 0 else m for i, m in enumerate(messages)]
-    expected, last_event_ms = expected_answer(unkeyed)
-    config = prepare(broker, unique_topic("unkeyed"), tmp_path, unkeyed)
-    worker = WorkerProcess(config, tmp_path / "worker")
-    try:
-        worker.wait_until(finalised(worker, 4, final_bound_s(last_event_ms)), timeout=300,
-                          what="all partitions final")  # fmt: skip
-        rekeyed = sum(1 for i, m in enumerate(unkeyed) if m.valid and m.key is None)
-        assert worker.total("funnel_events_consumed_total", outcome="repartitioned") == rekeyed
-    finally:
-        assert worker.stop() == 0, worker.log_tail()
-    assert_same(stored_answer([worker.data_dir]), expected)

@@ -24,6 +24,7 @@ import pytest
 
 from schemas.decode import DecodeLimits, decode_event
 from schemas.event import Event
+from sinks.report_queries import ReportQuery, query_report
 from streams.funnel.facts import CartStatus
 from streams.kafka.producer import EventProducer
 from streams.kafka.topics import create_topics
@@ -31,8 +32,8 @@ from streams.local.embedded_broker import EmbeddedBroker
 from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 from streams.sim.traffic import MESSAGES_PER_SESSION
 from streams.worker.repartition import partition_for
-from tests.integration.pipeline import PipelineConfig, WorkerProcess, query
-from tests.integration.report_reference import earliest_orders, final_carts
+from tests.integration.pipeline import PipelineConfig, WorkerProcess, clickhouse, query
+from tests.integration.report_reference import earliest_orders, final_carts, instant
 from tests.integration.test_funnel_exactness import (
     RULES,
     assert_same,
@@ -271,28 +272,38 @@ def test_an_event_hours_old_stays_late_and_changes_nothing(
 ) -> None:
     messages = mix_keys(backlog(24, 6_000), unkeyed=0.3, by_user=0.1, seed=24)
     config = prepare(broker, unique_topic("late"), tmp_path, messages)
-    events = [orjson.loads(m.value) for m in messages if m.valid]
-    newest = max(datetime.fromisoformat(e["occurred_at"]) for e in events)
+    now_ms = time.time_ns() // 1_000_000
+    decoded = [decode_event(m.value, now_ms=now_ms, limits=DecodeLimits()) for m in messages]
+    newest_ms = max(e.occurred_at_ms for e in decoded if isinstance(e, Event))
     # A purchase of a real session, sent at the end, 3 h older than the newest event: once
-    # unkeyed (it is forwarded) and once keyed by its session.
-    session = next(e for e in events if e["event_type"] == "page_view")
-    old = (newest - timedelta(hours=3)).isoformat().replace("+00:00", "Z")
+    # unkeyed (round-robin puts it in partition 0, not its session's: it is forwarded) and
+    # once keyed by its session (processed where it lands).
+    session = next(
+        e for e in decoded if isinstance(e, Event) and partition_for(e.session_id, PARTITIONS)
+    )
+    old_ms = newest_ms - 3 * 3600 * 1000
     late = [
         SimulatedMessage(key, orjson.dumps({
-            **session, "event_id": f"late-{i}", "event_type": "purchase", "occurred_at": old,
+            "event_id": f"late-{i}", "event_type": "purchase", "occurred_at": old_ms,
+            "site_id": session.site_id, "session_id": session.session_id,
             "order_id": f"late-order-{i}", "value": "99.00", "currency": "EUR",
         }))
-        for i, key in enumerate([None, session["session_id"].encode()])
+        for i, key in enumerate([None, session.session_id.encode()])
     ]  # fmt: skip
     worker = WorkerProcess(config, tmp_path / "worker")
     try:
         wait_final(worker, messages)
+        forwarded = worker.total("funnel_repartitioned_total")
         assert asyncio.run(send(broker.bootstrap, config.events_topic, late)) == 2
         worker.wait_until(lambda: worker.total("funnel_events_consumed_total", outcome="late") == 2,
                           timeout=300, what="both old events judged late")  # fmt: skip
+        assert worker.total("funnel_repartitioned_total") == forwarded + 1
     finally:
         assert worker.stop() == 0, worker.log_tail()
     stored = query(worker.data_dir, "SELECT event_id FROM funnel.events_raw FINAL WHERE late")
     assert sorted(stored) == [("late-0",), ("late-1",)]
+    with clickhouse(worker.data_dir) as client:
+        span = ReportQuery(session.site_id, instant(old_ms), instant(newest_ms + 1))
+        assert query_report(client, "funnel", span).late_events == 2
     expected, _ = expected_answer(messages)
     assert_same(stored_answer([worker.data_dir]), expected)
