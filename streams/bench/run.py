@@ -64,17 +64,26 @@ class _Runner:
         print(text, file=self.log, flush=True)
 
     def repeat(self, key: str, one: Callable[[int], Run], times: int) -> Part:
-        runs = []
-        for i in range(times):
-            run = one(i)
-            note = f" ({run.note})" if run.note else ""
-            self.say(f"  {key} #{i + 1}: {rate_text(run.events_per_s)}{note}")
-            runs.append(run)
-        return Part(key, _TITLES[key], tuple(runs))
+        return Part(key, _TITLES[key], tuple(self.once(key, one, i) for i in range(times)))
+
+    def once(self, key: str, one: Callable[[int], Run], i: int) -> Run:
+        run = one(i)
+        note = f" ({run.note})" if run.note else ""
+        self.say(f"  {key} #{i + 1}: {rate_text(run.events_per_s)}{note}")
+        return run
 
     def timed(self, key: str, one: Callable[[int], Run]) -> None:
         if key in self.wanted:
             self.parts.append(self.repeat(key, one, self.options.repeat))
+
+    def side_by_side(self, parts: dict[str, Callable[[int], Run]]) -> None:
+        """Repetitions alternate between the parts, so a noisy stretch hits both alike."""
+        wanted = {key: one for key, one in parts.items() if key in self.wanted}
+        runs: dict[str, list[Run]] = {key: [] for key in wanted}
+        for i in range(self.options.repeat):
+            for key, one in wanted.items():
+                runs[key].append(self.once(key, one, i))
+        self.parts += [Part(key, _TITLES[key], tuple(runs[key])) for key in wanted]
 
     def throughput(self, bootstrap: str) -> None:
         o = self.options
@@ -104,10 +113,13 @@ class _Runner:
         if expected is not None:
             start = dataset.throughput_config(n, now=now, seed=o.seed).start
             span = (start - timedelta(days=1), datetime.now(UTC) + timedelta(days=1))
-            self.timed("worker", lambda i: self.worker(bootstrap, expected, n, span, i))
-            self.timed(
-                "mixed",
-                lambda i: self.worker(bootstrap, expected, n, span, i, topic=MIXED_TOPIC),
+            self.side_by_side(
+                {
+                    "worker": lambda i: self.worker(bootstrap, expected, n, span, i),
+                    "mixed": lambda i: self.worker(
+                        bootstrap, expected, n, span, i, topic=MIXED_TOPIC
+                    ),
+                }
             )
 
     def fill(self, bootstrap: str, topic: str, messages: Sequence[SimulatedMessage]) -> None:
