@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
@@ -54,7 +55,10 @@ def build_worker_app(
         table = app.Table(SESSIONS_TABLE, key_type=bytes, value_type=bytes)
 
         async def fetch_position(topic: str, partition: int) -> int | None:
-            position: int | None = await app.consumer.position(TP(topic, partition))
+            try:
+                position: int | None = await app.consumer.position(TP(topic, partition))
+            except IllegalStateError:
+                return None  # revoked since the tick began: not idle, try again next tick
             return position
 
         processor = FunnelProcessor(
