@@ -12,6 +12,7 @@ A replay after a crash forwards again; the session's event_id dedup makes the co
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -49,9 +50,15 @@ class Message(Protocol):
 
 
 def partition_for(session_id: str, partitions: int) -> int:
-    # Kafka's default partitioner for a key: what a producer keying by session does.
+    return _key_hash(session_id) % partitions
+
+
+@functools.lru_cache(maxsize=65_536)
+def _key_hash(session_id: str) -> int:
+    """Kafka's default partitioner for a key (what a producer keying by session does); cached
+    because aiokafka's murmur2 is pure Python and a session's events come in bunches."""
     hashed: int = murmur2(session_id.encode())
-    return (hashed & 0x7FFFFFFF) % partitions
+    return hashed & 0x7FFFFFFF
 
 
 def read_marker(headers: Headers) -> Marker | None:
