@@ -68,6 +68,15 @@ def mixed_over_keyed(results: BenchResults) -> float | None:
     return None if m is None or k is None else m / k
 
 
+def mixed_cpu_over_keyed(results: BenchResults) -> float | None:
+    """Worker CPU per event with 30 % unkeyed messages over fully keyed."""
+    mixed, keyed = results.part("mixed"), results.part("worker")
+    if mixed is None or keyed is None:
+        return None
+    m, k = mixed.figure("cpu_us_per_event"), keyed.figure("cpu_us_per_event")
+    return None if m is None or not k else m / k
+
+
 def targets(results: BenchResults) -> list[Target]:
     out: list[Target] = []
     worker = results.part("worker")
@@ -111,6 +120,16 @@ def summary_lines(results: BenchResults) -> list[str]:
     lines = [f"machine: {machine_text(results)}; {results.machine.python}"]
     for part in results.parts:
         lines.append(_part_line(part))
+    for key in ("worker", "mixed"):
+        timed = results.part(key)
+        cpu = None if timed is None else timed.figure("cpu_us_per_event")
+        if cpu is not None:
+            lines.append(
+                f"  {key} CPU per event (worker process, start-up excluded): {cpu:,.0f} µs"
+            )
+    cpu_ratio = mixed_cpu_over_keyed(results)
+    if cpu_ratio is not None:
+        lines.append(f"  30 % unkeyed / keyed: {cpu_ratio:.2f}x CPU per event")
     worker = results.part("worker")
     if worker is not None:
         for name, label in (
@@ -212,5 +231,6 @@ def to_json(results: BenchResults) -> bytes:
         shown["stored_bytes_per_session"] = memory.stored_per_session
     doc["worker_over_baseline"] = worker_share(results)
     doc["mixed_over_keyed"] = mixed_over_keyed(results)
+    doc["mixed_cpu_over_keyed"] = mixed_cpu_over_keyed(results)
     doc["targets"] = [dataclasses.asdict(t) for t in targets(results)]
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)

@@ -310,3 +310,11 @@ def test_bad_options_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         parse_options(argv)
     assert exit_info.value.code == 2
+
+
+def test_summary_gives_the_cpu_cost_of_unkeyed_traffic() -> None:
+    keyed = Part("worker", "worker", (Run(100_000, 20.0, extra={"cpu_us_per_event": 400.0}),))
+    mixed = Part("mixed", "mixed", (Run(100_000, 25.0, extra={"cpu_us_per_event": 500.0}),))
+    results = dataclasses.replace(_results(), parts=(keyed, mixed))
+    assert "  30 % unkeyed / keyed: 1.25x CPU per event" in summary_lines(results)
+    assert orjson.loads(to_json(results))["mixed_cpu_over_keyed"] == 1.25
