@@ -78,10 +78,6 @@ class BatchSink:
     def add(self, table: str, row: Sequence[Any]) -> None:
         self._rows[table].append(row)
 
-    @property
-    def pending(self) -> int:
-        return sum(len(rows) for rows in self._rows.values())
-
     async def flush(self) -> None:
         started = time.perf_counter()
         for table in self._rows:

@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+from pydantic import ValidationError
 
 from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery
-from streams.kafka.config import aiokafka_security
+from streams.kafka.config import aiokafka_security, install_flavor_workarounds
 from streams.kafka.producer import EventProducer, send_lines
 from streams.local.demo import DemoOptions, run_demo
 from streams.report.client import ReportError, report_output
@@ -22,7 +23,8 @@ from streams.settings import Settings
 from streams.sim.generator import SimulationConfig
 from streams.sim.incidents import parse_incident
 from streams.sim.sender import run_simulation
-from streams.worker.run import broker_overrides, ensure_topics, run_migrations, run_worker
+from streams.worker.run import ensure_topics, run_migrations, run_worker
+from streams.worker.stopped_endpoint import serve_stopped
 
 Command = Callable[[Settings, argparse.Namespace], int]
 
@@ -44,7 +46,7 @@ def _settings(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def _producer(settings: Settings) -> EventProducer:
-    broker_overrides(settings)
+    install_flavor_workarounds(settings)
     return EventProducer(
         settings.kafka_bootstrap,
         settings.events_topic,
@@ -128,6 +130,18 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboard(settings: Settings, _: argparse.Namespace) -> int:
+    def announce(url: str) -> None:
+        print(f"dashboard: {url}  (Ctrl-C ends it)", file=sys.stderr, flush=True)
+
+    try:
+        serve_stopped(settings, announce)
+    except ReportError as exc:
+        print(f"funnel dashboard: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _instant(text: str) -> datetime:
     try:
         return parse_instant(text)
@@ -180,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--incident", help="default: mobile checkouts drop 70%% a third in")
     demo.add_argument("--site", action="append", help="site id; repeat for several")
     demo.add_argument("--seed", type=int, help="random seed (default: random, printed)")
+    command("dashboard", _dashboard, "Serve the web dashboard over a stopped worker's data.")
     report = command("report", _report, "Funnel numbers of one site over [--from, --to).")
     report.add_argument("--site", required=True, help="site id")
     report.add_argument("--from", dest="start", required=True, type=_instant, metavar="ISO")
@@ -196,4 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Command = args.handler
-    return handler(Settings(), args)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # One line per bad variable, no stack trace: a configuration mistake, not a bug.
+        problems = "; ".join(error["msg"] for error in exc.errors())
+        print(f"funnel: invalid FUNNEL_* settings: {problems}", file=sys.stderr)
+        return 2
+    return handler(settings, args)

@@ -26,6 +26,7 @@ from streams.bench.results import BenchResults, Latency, LatencyRun, MemoryRun, 
 from streams.bench.system import git_commit, machine
 from streams.bench.throughput import timeout_s, worker_run
 from streams.bench.worker_proc import IDLE_AFTER_S
+from streams.clock import wall_clock_ms
 from streams.funnel.rules import FunnelRules
 from streams.kafka.producer import EventProducer
 from streams.kafka.tansu_compat import install_tansu_compat
@@ -46,10 +47,6 @@ _TITLES = {
     "worker": "funnel worker, everything on",
     "mixed": "funnel worker, 30 % of messages unkeyed (repartitioned)",
 }
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class _Runner:
@@ -100,7 +97,7 @@ class _Runner:
             "baseline",
             lambda _: asyncio.run(baseline_run(bootstrap, TOPIC, o.partitions, n, limit)),
         )
-        self.timed("decode", lambda _: time_decoder(messages, _now_ms()))
+        self.timed("decode", lambda _: time_decoder(messages, wall_clock_ms()))
         expected = self.engine(messages) if self.wanted & {"engine", "worker", "mixed"} else None
         self.timed(
             "faust",
@@ -131,12 +128,12 @@ class _Runner:
 
     def engine(self, messages: Sequence[SimulatedMessage]) -> Expected:
         """Time the engine (when asked for) and keep its counts: the worker's reference."""
-        batches, rejected = decoded_batches(messages, _now_ms(), self.options.partitions)
+        batches, rejected = decoded_batches(messages, wall_clock_ms(), self.options.partitions)
         rules = FunnelRules(idle_after_ms=round(IDLE_AFTER_S * 1000))
         expected: list[Expected] = []
 
         def one(_: int) -> Run:
-            run, counts = run_engine(batches, rejected, rules, _now_ms())
+            run, counts = run_engine(batches, rejected, rules, wall_clock_ms())
             expected.append(counts)
             return run
 

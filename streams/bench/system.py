@@ -62,25 +62,19 @@ def machine() -> Machine:
     )
 
 
+def _git(cwd: Path, *args: str) -> str:
+    argv = ["git", *args]
+    done = subprocess.run(  # noqa: S603 - git from PATH, fixed arguments
+        argv, cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+    )
+    return done.stdout.strip()
+
+
 def git_commit(cwd: Path) -> str | None:
     """Short commit of the checkout, `+dirty` with local changes; None outside git."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, fixed argv
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        head = _git(cwd, "rev-parse", "--short", "HEAD")
+        dirty = _git(cwd, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}+dirty" if dirty else head

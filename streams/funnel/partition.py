@@ -63,10 +63,19 @@ UNHELD = 2**62
 """``hold_ms`` of a partition no other source can forward to (the default)."""
 
 
-class Outcome(enum.Enum):
+class Outcome(enum.StrEnum):
+    """What became of one consumed event; the value is the `outcome` metric label.
+
+    The engine decides the first three; the worker decides the others before an event reaches
+    the engine. One enum, so every label the metric can carry is listed here.
+    """
+
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     LATE = "late"
+    INVALID = "invalid"  # rejected by the decoder, dead-lettered
+    REPARTITIONED = "repartitioned"  # read outside its session's partition, forwarded there
+    REVOKED = "revoked"  # its partition moved away mid-batch; the new owner replays it
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,19 +22,22 @@ from pathlib import Path
 from typing import TextIO
 
 from sinks.report_queries import ReportQuery
+from streams.dashboard.access import dashboard_url
 from streams.kafka.producer import EventProducer
 from streams.kafka.tansu_compat import install_tansu_compat
 from streams.kafka.topics import create_topics
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.local.live_view import Progress, Samples, render, scrape, total
-from streams.local.ports import free_port, local_worker_env
+from streams.local.ports import free_port, local_worker_env, loopback_port
 from streams.report.client import report_output
 from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest
+from streams.report.store import endpoint_url
 from streams.settings import Settings
 from streams.sim.generator import SimulationConfig
 from streams.sim.incidents import parse_incident
 from streams.sim.sender import SimulationStats, run_simulation
 from streams.sim.traffic import MESSAGES_PER_SESSION
+from streams.worker.stopped_endpoint import serve_stopped
 
 DEMO_RULES = {"FUNNEL_LATENESS_S": "5", "FUNNEL_ABANDONMENT_TIMEOUT_S": "20"}
 
@@ -69,11 +72,20 @@ def run_demo(settings: Settings, options: DemoOptions, out: TextIO) -> Path:
             )
         )
         metrics_port = free_port()
+        # The worker serves the dashboard; the user's FUNNEL_QUERY_PORT when it is free.
+        settings = settings.model_copy(update={"query_port": loopback_port(settings.query_port)})
         worker = _start_worker(settings, broker.bootstrap, data_dir, metrics_port)
+        until = "until Ctrl-C" if options.keep else "while the demo runs"
+        token_set = bool(settings.dashboard_token.get_secret_value())
+        url = dashboard_url(endpoint_url(settings), None, token_set=token_set)
+        banner = f"dashboard: {url}  (live {until})"
+        print(banner, file=out, flush=True)
         try:
             started = datetime.now(UTC)
             stats = asyncio.run(
-                _simulate_and_watch(settings, broker.bootstrap, options, metrics_port, started, out)
+                _simulate_and_watch(
+                    settings, broker.bootstrap, options, (metrics_port, banner), started, out
+                )
             )
             _drain(metrics_port, stats.sent, out)
         finally:
@@ -94,6 +106,7 @@ def run_demo(settings: Settings, options: DemoOptions, out: TextIO) -> Path:
             f"{options.sites[0]} --from {started.isoformat()} --to {ended.isoformat()}",
             file=out,
         )
+        _keep_serving(demo_settings, out)
     else:
         shutil.rmtree(data_dir, ignore_errors=True)
     return data_dir
@@ -111,6 +124,7 @@ def _start_worker(
             metrics_port=metrics_port,
         ),
         "FUNNEL_IDLE_AFTER_S": "2",
+        "FUNNEL_QUERY_PORT": str(settings.query_port),
         **DEMO_RULES,
     }
     log = (data_dir / "worker.log").open("ab")
@@ -123,10 +137,11 @@ async def _simulate_and_watch(
     settings: Settings,
     bootstrap: str,
     options: DemoOptions,
-    metrics_port: int,
+    watch: tuple[int, str],  # the worker's metrics port, the dashboard banner
     started: datetime,
     out: TextIO,
 ) -> SimulationStats:
+    metrics_port, banner = watch
     config = SimulationConfig(
         start=started,
         seed=options.seed,
@@ -153,17 +168,25 @@ async def _simulate_and_watch(
             await asyncio.sleep(1.0)
             now = await asyncio.to_thread(scrape, metrics_port)
             sent = round(elapsed * options.rate)
-            lines = render(
-                now, before, 1.0, Progress(elapsed, options.duration_s, sent, options.incident)
-            )
-            if tty:
-                out.write("\x1b[H\x1b[2J" + "\n".join(lines) + "\n")
+            progress = Progress(elapsed, options.duration_s, sent, options.incident)
+            lines = render(now, before, 1.0, progress)
+            if tty:  # the screen is cleared each second: keep the dashboard address on it
+                out.write("\x1b[H\x1b[2J" + "\n".join([banner, "", *lines]) + "\n")
             elif int(elapsed) % 10 == 0:
                 out.write("\n".join(lines) + "\n\n")
             out.flush()
             before = now
         stop.set()
         return await sending
+
+
+def _keep_serving(settings: Settings, out: TextIO) -> None:
+    """--keep: the dashboard over the kept data, at the URL printed at the start."""
+
+    def announce(url: str) -> None:
+        print(f"\ndashboard: {url}  (serving the kept data until Ctrl-C)", file=out, flush=True)
+
+    serve_stopped(settings, announce)
 
 
 def _drain(metrics_port: int, sent: int, out: TextIO, timeout_s: float = 120) -> None:

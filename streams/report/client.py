@@ -20,7 +20,13 @@ from sinks.clickhouse import ClickHouseConfig, connect
 from sinks.errors import SinkError, translate
 from sinks.report_queries import query_report
 from streams.report.numbers import Report, ReportRequest, build_report
-from streams.report.store import QUERY_HOST, STORE_HEADER, chdb_path, store_id
+from streams.report.store import (
+    STORE_HEADER,
+    auth_headers,
+    chdb_path,
+    endpoint_url,
+    store_id,
+)
 from streams.report.view import render
 from streams.settings import Settings
 from streams.settings_adapters import clickhouse_config
@@ -76,9 +82,12 @@ def ask_worker(settings: Settings, request: ReportRequest, path: Path) -> bytes:
             f"{path} is in use (a running worker?) and the report endpoint is off "
             "(FUNNEL_QUERY_PORT=0): set it on the worker, or stop the worker and run again"
         )
-    url = f"http://{QUERY_HOST}:{port}/report?{urlencode(request.as_params())}"
+    base = endpoint_url(settings)
+    asked = urllib.request.Request(  # noqa: S310 - an http URL we built
+        f"{base}/report?{urlencode(request.as_params())}", headers=auth_headers(settings)
+    )
     try:
-        with urllib.request.urlopen(url, timeout=120) as response:
+        with urllib.request.urlopen(asked, timeout=120) as response:  # noqa: S310 - see above
             served = response.headers.get(STORE_HEADER)
             body: bytes = response.read()
     except urllib.error.HTTPError as exc:
@@ -87,7 +96,7 @@ def ask_worker(settings: Settings, request: ReportRequest, path: Path) -> bytes:
     except OSError as exc:
         raise ReportError(
             f"{path} is in use (a running worker?) and nothing answered on "
-            f"{QUERY_HOST}:{port} (FUNNEL_QUERY_PORT): {exc}"
+            f"{base.removeprefix('http://')} (FUNNEL_QUERY_HOST, FUNNEL_QUERY_PORT): {exc}"
         ) from exc
     if served != store_id(settings):
         raise ReportError(

@@ -28,7 +28,10 @@ def parse_instant(text: str) -> datetime:
         raise ValueError(f"{text!r} is not an ISO 8601 date-time") from None
     if moment.utcoffset() is None:
         raise ValueError(f"{text!r} has no UTC offset; add one, e.g. {text}Z or {text}+02:00")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of range in UTC") from None
 
 
 def money(amount: Decimal) -> str:

@@ -10,8 +10,6 @@ from streams.funnel.conversion import StepConversion
 from streams.funnel.facts import Stage
 from streams.report.numbers import FunnelSummary, Report, ratio
 
-WIDTH = 80
-
 
 def stage_name(stage: Stage) -> str:
     return stage.name.lower()

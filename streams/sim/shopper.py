@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from schemas.event import EventType
+from schemas.event import EventType, Item
 from streams.sim.incidents import stage_factor
 from streams.sim.traffic import SimulationConfig
 
@@ -54,7 +54,7 @@ class _Cart:
 
 
 def _line(product: Product, quantity: int) -> dict[str, Any]:
-    return {"sku": product.sku, "quantity": quantity, "price": str(product.price)}
+    return Item(product.sku, quantity, product.price).as_json()
 
 
 @dataclass(slots=True)

@@ -7,12 +7,11 @@ from typing import Any
 
 import faust
 
-from schemas.decode import Rejection
+from streams.clock import Clock
 from streams.kafka.config import faust_credentials
 from streams.settings import Settings
 from streams.settings_adapters import decode_limits
-from streams.worker.dead_letters import DeadLetter
-from streams.worker.ingest import Clock, Ingestion, Processor, RawMessage
+from streams.worker.ingest import Ingestion, Processor, RawMessage
 from streams.worker.ingest_metrics import Metrics
 from streams.worker.publisher import Publisher
 
@@ -57,19 +56,13 @@ def create_app(
     publisher = Publisher(app)
     processor = build_processor(app, publisher)
 
-    async def dead_letter(message: RawMessage, letter: DeadLetter, rejection: Rejection) -> None:
-        await publisher.send(
-            settings.dlq_topic, key=message.key, value=letter.payload, headers=letter.headers
-        )
-        processor.record_dead_letter(message, letter, rejection)
-
     ingestion = Ingestion(
         limits=decode_limits(settings),
         metrics=metrics,
         processor=processor,
-        dead_letter=dead_letter,
-        repartition_topic=settings.repartition_topic_name,
         publisher=publisher,
+        repartition_topic=settings.repartition_topic_name,
+        dlq_topic=settings.dlq_topic,
         clock=clock,
     )
 

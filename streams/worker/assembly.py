@@ -12,11 +12,11 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from sinks.batch import BatchSink
+from streams.clock import Clock
 from streams.settings import Settings
 from streams.settings_adapters import funnel_rules
 from streams.worker.app import create_app
 from streams.worker.funnel_metrics import FunnelMetrics
-from streams.worker.ingest import Clock
 from streams.worker.ingest_metrics import Metrics
 from streams.worker.processor import FunnelProcessor, Topics
 from streams.worker.publisher import Publisher

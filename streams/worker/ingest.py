@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from schemas.decode import DecodeLimits, Rejection, decode_event
 from schemas.event import Event
+from streams.clock import Clock
+from streams.funnel.partition import Outcome
 from streams.worker.dead_letters import DeadLetter, SourcePosition, dead_letter
 from streams.worker.ingest_metrics import Metrics
+from streams.worker.publisher import Publisher
 from streams.worker.repartition import Marker, forwarded_late, read_marker
-
-Clock = Callable[[], int]
-"""Wall clock in epoch milliseconds; injected so tests control time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,24 +49,13 @@ class PartitionBatch:
 class Processor(Protocol):
     """Downstream of validation. Rejected messages are handed over first (record_dead_letter)."""
 
-    async def process(self, batch: Mapping[int, PartitionBatch]) -> Mapping[int, Sequence[str]]:
+    async def process(self, batch: Mapping[int, PartitionBatch]) -> Mapping[int, Sequence[Outcome]]:
         """Make the batch's effects durable before its offsets are acked; returns one outcome
-        label per accepted event, then per forwarded event, per partition, in order."""
+        per accepted event, then per forwarded event, per partition, in order."""
 
     def record_dead_letter(
         self, message: RawMessage, letter: DeadLetter, rejection: Rejection
     ) -> None: ...
-
-
-class DeadLetterSink(Protocol):
-    async def __call__(
-        self, message: RawMessage, letter: DeadLetter, rejection: Rejection
-    ) -> None: ...
-
-
-class Deliveries(Protocol):
-    async def delivered(self) -> None:
-        """Wait until everything produced for the batch is on the broker."""
 
 
 class Ingestion:
@@ -76,24 +65,24 @@ class Ingestion:
         limits: DecodeLimits,
         metrics: Metrics,
         processor: Processor,
-        dead_letter: DeadLetterSink,
+        publisher: Publisher,
         repartition_topic: str,
-        publisher: Deliveries,
+        dlq_topic: str,
         clock: Clock,
     ) -> None:
         self._limits = limits
         self._metrics = metrics
         self._processor = processor
-        self._dead_letter = dead_letter
-        self._repartition_topic = repartition_topic
         self._publisher = publisher
+        self._repartition_topic = repartition_topic
+        self._dlq_topic = dlq_topic
         self._clock = clock
 
     async def handle(self, batch: Sequence[RawMessage]) -> None:
         now_ms = self._clock()
         parts: dict[int, _Part] = {}
         # Counted per batch: a labelled inc() per event is measurable on the hot path.
-        tally: Counter[tuple[str, str]] = Counter()
+        tally: Counter[tuple[str, Outcome]] = Counter()
         for message in batch:
             part = parts.setdefault(message.partition, _Part())
             part.last_offsets[message.topic] = message.offset
@@ -119,10 +108,10 @@ class Ingestion:
         )
         # Dead letters, changelog and cart records: on the broker before the offsets are acked.
         await self._publisher.delivered()
-        for partition, labels in outcomes.items():
+        for partition, results in outcomes.items():
             part = parts[partition]
             items = [*part.accepted, *(item for item, _ in part.forwarded)]
-            for item, outcome in zip(items, labels, strict=True):
+            for item, outcome in zip(items, results, strict=True):
                 tally[item.event.event_type.value, outcome] += 1
         for (event_type, outcome), count in tally.items():
             self._metrics.events_consumed.labels(event_type, outcome).inc(count)
@@ -134,9 +123,12 @@ class Ingestion:
     async def _reject(self, message: RawMessage, rejection: Rejection, now_ms: int) -> None:
         source = SourcePosition(message.topic, message.partition, message.offset)
         letter = dead_letter(message.value, rejection, source, rejected_at_ms=now_ms)
-        await self._dead_letter(message, letter, rejection)
+        await self._publisher.send(
+            self._dlq_topic, key=message.key, value=letter.payload, headers=letter.headers
+        )
+        self._processor.record_dead_letter(message, letter, rejection)
         self._metrics.events_invalid.labels(rejection.code).inc()
-        self._metrics.events_consumed.labels("unknown", "invalid").inc()
+        self._metrics.events_consumed.labels("unknown", Outcome.INVALID).inc()
         self._metrics.dead_lettered.inc()
 
 

@@ -6,11 +6,6 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from schemas.contract import EVENT_TYPE_ALIASES
-
-# Labels stay bounded: event types are a closed set, unknown ones share one label value.
-EVENT_TYPES = tuple(sorted({t.value for t in EVENT_TYPE_ALIASES.values()}))
-
 
 @dataclass(frozen=True, slots=True)
 class Metrics:

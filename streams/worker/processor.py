@@ -22,6 +22,7 @@ import faust
 
 from schemas.decode import Rejection
 from sinks.batch import BatchSink
+from streams.clock import Clock
 from streams.funnel.facts import CartChanged, CartStatus, Fact
 from streams.funnel.partition import BatchResult, Outcome, PartitionFunnel
 from streams.funnel.progress import SourceProgress
@@ -30,14 +31,11 @@ from streams.funnel.store import PROGRESS_KEY
 from streams.worker.abandoned_carts import abandoned_cart_message
 from streams.worker.dead_letters import DeadLetter
 from streams.worker.funnel_metrics import FunnelMetrics
-from streams.worker.ingest import Accepted, Clock, PartitionBatch, RawMessage
+from streams.worker.ingest import Accepted, PartitionBatch, RawMessage
 from streams.worker.publisher import Publisher
 from streams.worker.repartition import Repartitioner
 from streams.worker.sink_rows import dead_letter_row, fact_row, raw_event_row
 from streams.worker.table_store import StagedTableStore
-
-REVOKED = "revoked"
-REPARTITIONED = "repartitioned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,16 +92,17 @@ class FunnelProcessor:
         # The agent and the idle timer both drive funnels; one at a time, whole batches.
         self._lock = asyncio.Lock()
 
-    async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[str]]:
+    async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[Outcome]]:
         async with self._lock:
-            outcomes: dict[int, list[str]] = {}
+            outcomes: dict[int, list[Outcome]] = {}
             owned: dict[int, tuple[PartitionBatch, list[bool]]] = {}
             forwarded = False
             for partition, part in batch.items():
                 if not self._owns(partition):
                     # Taken before a rebalance moved the partition: its new owner replays these
                     # from the committed offset, so touching them here would corrupt state.
-                    outcomes[partition] = [REVOKED] * (len(part.accepted) + len(part.forwarded))
+                    revoked = len(part.accepted) + len(part.forwarded)
+                    outcomes[partition] = [Outcome.REVOKED] * revoked
                     continue
                 for topic, offset in part.last_offsets.items():
                     self._positions[topic, partition] = offset + 1
@@ -130,10 +129,10 @@ class FunnelProcessor:
                 entry.funnel.hold_ms = entry.progress.hold_ms()
                 processed = [*direct, *(a for a, _ in part.forwarded)]
                 self._add_raw(processed, result.outcomes)
-                labels = iter(outcome.value for outcome in result.outcomes)
+                done = iter(result.outcomes)
                 outcomes[partition] = [
-                    *(next(labels) if stay else REPARTITIONED for stay in stays),
-                    *labels,
+                    *(next(done) if stay else Outcome.REPARTITIONED for stay in stays),
+                    *done,
                 ]
                 results.append((partition, result))
             await self._complete(results)

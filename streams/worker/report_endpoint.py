@@ -1,9 +1,10 @@
 """The worker's report endpoint: `funnel report` asks here while the worker holds chDB.
 
 GET /report?site=…&from=…&to=…[&by=…][&min_sessions=…][&format=json|table] answers with the
-rendered report, exactly what `funnel report` prints. Queries run on the sink's one ClickHouse
-thread (`BatchSink.run`), between flushes, so they never race the writes. It listens on
-loopback only: the report is for the operator on this machine, not for the network.
+rendered report, exactly what `funnel report` prints; `/` is the web dashboard
+(`streams.dashboard`) over the same documents. Queries run on the sink's one ClickHouse thread
+(`BatchSink.run`), between flushes, so they never race the writes. It listens on loopback unless
+FUNNEL_QUERY_HOST says otherwise, which settings allow only with FUNNEL_DASHBOARD_TOKEN.
 """
 
 from __future__ import annotations
@@ -12,28 +13,47 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from mode import Service
 
-from sinks.batch import BatchSink
 from sinks.errors import translate
 from sinks.report_queries import query_report
+from streams.dashboard.access import GATE, TokenGate, dashboard_url
+from streams.dashboard.routes import add_dashboard
 from streams.report.numbers import ReportRequest, build_report
-from streams.report.store import QUERY_HOST, STORE_HEADER, store_id
+from streams.report.store import STORE_HEADER, QueryRunner, endpoint_url, store_id
 from streams.report.view import render
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def report_services(settings: Settings, sink: BatchSink) -> list[Service]:
+def report_services(settings: Settings, sink: QueryRunner) -> list[Service]:
     """The worker's extra services: the report endpoint, unless FUNNEL_QUERY_PORT is 0."""
     if not settings.query_port:
         return []
-    app = report_app(sink, database=settings.clickhouse_database, store=store_id(settings))
-    return [ReportServer(app, port=settings.query_port)]
+    app = endpoint_app(settings, sink, live=True)
+    token_set = bool(settings.dashboard_token.get_secret_value())
+    url = dashboard_url(endpoint_url(settings), app, token_set=token_set)
+    return [ReportServer(app, host=settings.query_host, port=settings.query_port, url=url)]
 
 
-def report_app(sink: BatchSink, *, database: str, store: str) -> web.Application:
+def endpoint_app(settings: Settings, sink: QueryRunner, *, live: bool) -> web.Application:
+    """Report routes and the dashboard, behind the token when one is set."""
+    token = settings.dashboard_token.get_secret_value()
+    gate = TokenGate(token) if token else None
+    middlewares = [gate.middleware()] if gate else []
+    database = settings.clickhouse_database
+    app = report_app(sink, database=database, store=store_id(settings), middlewares=middlewares)
+    if gate:
+        app[GATE] = gate
+    add_dashboard(app, sink, database=database, live=live)
+    return app
+
+
+def report_app(
+    sink: QueryRunner, *, database: str, store: str, middlewares: list[Middleware] | None = None
+) -> web.Application:
     async def report(request: web.Request) -> web.Response:
         try:
             wanted = ReportRequest.from_params(request.query)
@@ -47,7 +67,7 @@ def report_app(sink: BatchSink, *, database: str, store: str) -> web.Application
         content_type = "application/json" if wanted.as_json else "text/plain"
         return web.Response(body=body, content_type=content_type, headers={STORE_HEADER: store})
 
-    app = web.Application()
+    app = web.Application(middlewares=middlewares or [])
     app.router.add_get("/report", report)
     return app
 
@@ -55,18 +75,24 @@ def report_app(sink: BatchSink, *, database: str, store: str) -> web.Application
 class ReportServer(Service):
     """Serves `report_app` for as long as the worker runs."""
 
-    def __init__(self, app: web.Application, *, port: int, **kwargs: Any) -> None:
+    def __init__(
+        self, app: web.Application, *, host: str, port: int, url: str = "", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._runner = web.AppRunner(app, access_log=None)
+        self._host = host
         self._port = port
+        self._url = url  # announced once listening: the dashboard, or its one-time login
 
     async def on_start(self) -> None:
         await self._runner.setup()
         try:
-            await web.TCPSite(self._runner, QUERY_HOST, self._port).start()
+            await web.TCPSite(self._runner, self._host, self._port).start()
         except OSError as exc:
             # The endpoint is a convenience; a taken port must not stop the stream.
-            log.warning("report endpoint off, %s:%s is taken: %s", QUERY_HOST, self._port, exc)
+            log.warning("report endpoint off, %s:%s is taken: %s", self._host, self._port, exc)
+        else:
+            log.info("dashboard: %s", self._url or f"port {self._port}")
 
     async def on_stop(self) -> None:
         await self._runner.cleanup()

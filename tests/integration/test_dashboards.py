@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from deploy.grafana.dashgen import sql
+from deploy.grafana.dashgen import sql, sql_orders_carts
 from deploy.grafana.dashgen.build import DASHBOARDS
 from deploy.grafana.dashgen.model import Column, Kind, Sql, site_variable
 from schemas.decode import DecodeLimits, Rejection, decode_event
@@ -29,11 +29,12 @@ from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery, query_report
 from sinks.tables import COLUMNS
 from streams.funnel.partition import Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
+from streams.funnel.store import DictStore
 from streams.sim.generator import SimulationConfig, generate
 from streams.worker.dead_letters import SourcePosition, dead_letter
 from streams.worker.ingest import Accepted, RawMessage
 from streams.worker.sink_rows import Row, dead_letter_row, fact_row, raw_event_row
-from tests.unit.funnel.builders import DAY_MS, DictStore, flush
+from tests.unit.funnel.builders import DAY_MS, flush
 
 pytestmark = pytest.mark.integration
 
@@ -329,18 +330,19 @@ def test_funnel_numbers_equal_the_report(chdb: Client) -> None:
     assert overall["overall_conversion"] == total.sessions[3] / total.sessions[0]
 
     orders = {
-        r["currency"]: (r["orders"], r["revenue"]) for r in panel(chdb, sql.orders_by_currency())
+        r["currency"]: (r["orders"], r["revenue"])
+        for r in panel(chdb, sql_orders_carts.orders_by_currency())
     }
     assert orders == {s.currency: (s.orders, s.revenue) for s in total.sales}
 
-    carts = panel(chdb, sql.carts_by_status())
+    carts = panel(chdb, sql_orders_carts.carts_by_status())
     assert sum(r["carts"] for r in carts) == total.carts_opened
     abandoned = sum(r["carts"] for r in carts if r["status"] in ("abandoned", "recovered"))
     assert abandoned == total.carts_abandoned
     recovered = sum(r["carts"] for r in carts if r["status"] == "recovered")
     assert recovered == total.carts_recovered
 
-    rate = panel(chdb, sql.cart_abandonment())[0]
+    rate = panel(chdb, sql_orders_carts.cart_abandonment())[0]
     closed = total.carts_opened - sum(r["carts"] for r in carts if r["status"] == "open")
     assert rate["closed_carts"] == closed
     assert rate["abandonment_rate"] == total.carts_abandoned / closed

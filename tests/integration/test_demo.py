@@ -1,4 +1,4 @@
-"""`funnel demo --duration 60` from a clean checkout prints a non-empty report."""
+"""`funnel demo --duration 60` from a clean checkout: a live dashboard, then a non-empty report."""
 
 from __future__ import annotations
 
@@ -9,17 +9,30 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.browser import ConsoleErrors, chromium
+from tests.integration.dashboard_page import answers, wait_for
+
 pytestmark = pytest.mark.integration
 
 
-def test_demo_runs_and_ends_with_a_non_empty_report(tmp_path: Path) -> None:
-    done = subprocess.run(
+def test_demo_runs_shows_the_live_dashboard_and_ends_with_a_non_empty_report(
+    tmp_path: Path,
+) -> None:
+    demo = subprocess.Popen(
         [sys.executable, "-m", "streams", "demo", "--duration", "60", "--seed", "5"],
         env={"PATH": "/usr/bin:/bin", "FUNNEL_DATA_DIR": str(tmp_path / "data")},
-        capture_output=True, text=True, timeout=400, check=False,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    reports = done.stdout.split("=== report for ")[1:]
+    assert demo.stdout is not None
+    first = demo.stdout.readline()  # printed at start, before any traffic
+    url = re.fullmatch(
+        r"dashboard: (http://127\.0\.0\.1:\d+/)  \(live while the demo runs\)\n", first
+    )
+    assert url is not None, first
+    live_page_shows_traffic(url[1])
+    rest, errors = demo.communicate(timeout=400)
+    assert demo.returncode == 0, rest[-3000:] + errors[-3000:]
+    reports = rest.split("=== report for ")[1:]
     assert [r.split(",", 1)[0] for r in reports] == ["shop-1", "shop-2"]
     for report in reports:
         sessions = {
@@ -32,3 +45,24 @@ def test_demo_runs_and_ends_with_a_non_empty_report(tmp_path: Path) -> None:
         assert re.search(r"^Orders\s+[1-9]", report, flags=re.MULTILINE)
     # Nothing left behind without --keep.
     assert not (tmp_path / "data" / "chdb").exists()
+
+
+def live_page_shows_traffic(url: str) -> None:
+    """The dashboard the demo's worker serves draws the funnel while traffic flows."""
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors = ConsoleErrors(page)
+        # Printed at start: the worker takes a few seconds more to listen.
+        wait_for(lambda: answers(url.rstrip("/")), timeout=120, what="the worker's endpoint")
+        page.goto(url)
+        sessions = page.locator('.tiles [data-field="sessions"]')
+
+        def counted() -> int:
+            text = sessions.inner_text().replace(",", "")
+            return int(text) if text.isdigit() else 0
+
+        wait_for(lambda: counted() > 0, timeout=120, what="sessions on the page")
+        first = counted()
+        wait_for(lambda: counted() > first, timeout=120, what="the page to refresh itself")
+        assert page.locator("#funnel-table tbody tr").count() == 4
+        assert errors.seen == []

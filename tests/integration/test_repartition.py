@@ -27,14 +27,11 @@ from schemas.event import Event
 from sinks.report_queries import ReportQuery, query_report
 from streams.funnel.facts import CartStatus
 from streams.kafka.producer import EventProducer
-from streams.kafka.topics import create_topics
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 from streams.sim.traffic import MESSAGES_PER_SESSION
 from streams.worker.repartition import partition_for
-from tests.integration.pipeline import PipelineConfig, WorkerProcess, clickhouse, query
-from tests.integration.report_reference import earliest_orders, final_carts, instant
-from tests.integration.test_funnel_exactness import (
+from tests.integration.exactness import (
     RULES,
     assert_same,
     expected_answer,
@@ -42,6 +39,8 @@ from tests.integration.test_funnel_exactness import (
     finalised,
     stored_answer,
 )
+from tests.integration.pipeline import PipelineConfig, WorkerProcess, clickhouse, query
+from tests.integration.report_reference import earliest_orders, final_carts, instant
 from tests.unit.funnel.reference import reference
 
 pytestmark = pytest.mark.integration
@@ -98,8 +97,7 @@ def prepare(
     broker: EmbeddedBroker, name: str, tmp_path: Path, messages: list[SimulatedMessage]
 ) -> PipelineConfig:
     config = PipelineConfig(broker.bootstrap, name, tmp_path, partitions=PARTITIONS)
-    topics = [config.events_topic, config.dlq_topic, config.abandoned_topic]
-    asyncio.run(create_topics(broker.bootstrap, dict.fromkeys(topics, PARTITIONS)))
+    config.create_topics()
     assert asyncio.run(send(broker.bootstrap, config.events_topic, messages)) == len(messages)
     return config
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import Any
 
 import orjson
 import pytest
@@ -17,90 +13,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.decode import DecodeLimits, Rejection, decode_event
-from schemas.event import Device
 from streams.sim.corrupt import CORRUPTION_KINDS
 from streams.sim.generator import (
-    Channel,
-    DeviceProfile,
     SimulationConfig,
     generate,
     generate_events,
 )
-from streams.sim.incidents import parse_incident
-
-START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-BASE = SimulationConfig(start=START, seed=7, sessions=300)
-
-# --- contract v1, restated here so the generator is checked independently of the decoder ---
-REQUIRED = ("event_id", "event_type", "occurred_at", "site_id", "session_id")
-OPTIONAL_TEXT = (
-    "user_id",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "referrer",
-    "variant",
-    "page",
-    "order_id",
-    "cart_id",
+from tests.unit.sim.samples import (
+    BASE,
+    EVENT_TYPES,
+    START,
+    assert_contract,
+    by_session,
+    occurred_ms,
 )
-KNOWN = {*REQUIRED, *OPTIONAL_TEXT, "device", "country", "items", "value", "currency"}
-EVENT_TYPES = {"page_view", "add_to_cart", "remove_from_cart", "checkout", "purchase"}
-RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
-MONEY = re.compile(r"\d+\.\d{2}")
-
-
-def occurred_ms(event: dict[str, Any]) -> int:
-    value = event["occurred_at"]
-    if isinstance(value, int):
-        return value
-    return round(datetime.fromisoformat(value).timestamp() * 1000)
-
-
-def assert_contract(event: dict[str, Any]) -> None:
-    assert set(event) <= KNOWN, set(event) - KNOWN
-    for name in REQUIRED[:2] + REQUIRED[3:]:
-        assert isinstance(event[name], str)
-        assert event[name]
-    assert 1 <= len(event["event_id"]) <= 128
-    assert event["event_type"] in EVENT_TYPES
-    occurred = event["occurred_at"]
-    if isinstance(occurred, str):
-        assert RFC3339.fullmatch(occurred), occurred
-    else:
-        assert type(occurred) is int
-    for name in OPTIONAL_TEXT:
-        assert name not in event or (isinstance(event[name], str) and event[name])
-    assert event.get("device", "desktop") in {d.value for d in Device}
-    assert re.fullmatch(r"[A-Z]{2}", event.get("country", "DE"))
-    if "value" in event:
-        assert MONEY.fullmatch(event["value"])
-        assert re.fullmatch(r"[A-Z]{3}", event["currency"])
-    if event["event_type"] == "purchase":
-        assert event["order_id"]
-    if event["event_type"] in {"add_to_cart", "remove_from_cart", "checkout", "purchase"}:
-        assert event["items"]
-        assert event["cart_id"]
-        total = Decimal("0")
-        for line in event["items"]:
-            assert set(line) == {"sku", "quantity", "price"}
-            assert isinstance(line["sku"], str)
-            assert line["sku"]
-            assert type(line["quantity"]) is int
-            assert line["quantity"] >= 1
-            assert MONEY.fullmatch(line["price"])
-            total += Decimal(line["price"]) * line["quantity"]
-        assert Decimal(event["value"]) == total
-
-
-def by_session(events: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    sessions: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for event in events:
-        sessions[event["session_id"]].append(event)
-    return sessions
-
-
-# --- determinism ---
 
 
 def test_same_seed_same_bytes_and_other_seed_differs() -> None:
@@ -198,85 +124,6 @@ def test_session_story_is_coherent() -> None:
 
 
 # --- funnel shape ---
-
-CHANNEL_A = Channel("alpha", "cpc", "a", None, 1.0, add_to_cart=0.3, checkout=0.6, purchase=0.7)
-CHANNEL_B = Channel("beta", "email", None, None, 1.0, add_to_cart=0.15, checkout=0.45, purchase=0.6)
-DESKTOP = DeviceProfile(Device.DESKTOP, 1.0)
-MOBILE = DeviceProfile(Device.MOBILE, 1.0, add_to_cart=0.9, checkout=0.75, purchase=0.9)
-
-
-def stage_rates(sessions: Iterable[list[dict[str, Any]]]) -> tuple[float, float, float]:
-    """P(cart | view), P(checkout | cart), P(purchase | checkout), counted per session."""
-    counts: Counter[str] = Counter()
-    for events in sessions:
-        counts.update({e["event_type"] for e in events})
-    return (
-        counts["add_to_cart"] / counts["page_view"],
-        counts["checkout"] / counts["add_to_cart"],
-        counts["purchase"] / counts["checkout"],
-    )
-
-
-def test_stage_probabilities_follow_channel_and_device() -> None:
-    config = SimulationConfig(
-        start=START,
-        seed=3,
-        sessions=20_000,
-        channels=(CHANNEL_A, CHANNEL_B),
-        devices=(DESKTOP, MOBILE),
-        mean_page_views=1,
-        readd_rate=0,
-    )
-    segments: dict[tuple[str, str], list[list[dict[str, Any]]]] = defaultdict(list)
-    for events in by_session(generate_events(config)).values():
-        segments[events[0]["utm_source"], events[0]["device"]].append(events)
-    for channel in (CHANNEL_A, CHANNEL_B):
-        for device in (DESKTOP, MOBILE):
-            cart, checkout, purchase = stage_rates(segments[channel.utm_source, device.device])
-            assert cart == pytest.approx(channel.add_to_cart * device.add_to_cart, abs=0.03)
-            assert checkout == pytest.approx(channel.checkout * device.checkout, abs=0.06)
-            assert purchase == pytest.approx(channel.purchase * device.purchase, abs=0.08)
-
-
-def test_defaults_are_realistic_and_mobile_leaks_at_checkout() -> None:
-    config = replace(BASE, sessions=6000, mean_page_views=1, readd_rate=0)
-    sessions = list(by_session(generate_events(config)).values())
-    cart, checkout, purchase = stage_rates(sessions)
-    assert 0.08 <= cart <= 0.15
-    assert 0.40 <= checkout <= 0.60
-    assert 0.60 <= purchase <= 0.75
-    desktop = stage_rates(s for s in sessions if s[0]["device"] == "desktop")
-    mobile = stage_rates(s for s in sessions if s[0]["device"] == "mobile")
-    assert mobile[1] < desktop[1] - 0.08
-
-
-def test_incident_hits_one_transition_of_one_segment_in_its_window() -> None:
-    even = Channel("alpha", "cpc", None, None, 1.0, add_to_cart=0.5, checkout=0.5, purchase=0.5)
-    config = SimulationConfig(
-        start=START,
-        seed=11,
-        sessions=18_000,
-        session_rate=10.0,  # 30 minutes of sessions
-        channels=(even,),
-        devices=(DeviceProfile(Device.DESKTOP, 1.0), DeviceProfile(Device.MOBILE, 1.0)),
-        mean_page_views=1,
-        readd_rate=0,
-        incidents=(parse_incident("checkout:mobile:-70%@10m-20m"),),
-    )
-    segments: dict[tuple[str, str], list[list[dict[str, Any]]]] = defaultdict(list)
-    for events in by_session(generate_events(config)).values():
-        minute = (min(map(occurred_ms, events)) - config.start_ms) / 60_000
-        period = "before" if minute < 10 else "during" if minute < 20 else "after"
-        segments[events[0]["device"], period].append(events)
-    for key, sessions in segments.items():
-        cart, checkout, purchase = stage_rates(sessions)
-        assert cart == pytest.approx(0.5, abs=0.04), key
-        expected = 0.15 if key == ("mobile", "during") else 0.5
-        assert checkout == pytest.approx(expected, abs=0.05), key
-        assert purchase == pytest.approx(0.5, abs=0.12), key
-
-
-# --- delivery: duplicates, order, broken input ---
 
 
 def test_duplicates_repeat_the_identical_event() -> None:

@@ -23,7 +23,7 @@ from setuptools.config.pyprojecttoml import read_configuration  # type: ignore[i
 from streams.cli import build_parser
 from streams.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 FUNNEL_SERVICES = ("migrate", "worker", "simulator")
 EXPECTED_SERVICES = {

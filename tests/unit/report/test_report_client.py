@@ -171,7 +171,9 @@ def test_a_taken_port_leaves_the_worker_running_without_the_endpoint(
     sink = BatchSink(None, database="funnel", metrics=SinkMetrics.create(CollectorRegistry()))  # type: ignore[arg-type]
 
     async def start_and_stop(port: int) -> None:
-        server = ReportServer(report_app(sink, database="funnel", store="x"), port=port)
+        server = ReportServer(
+            report_app(sink, database="funnel", store="x"), host="127.0.0.1", port=port
+        )
         await server.start()
         await server.stop()
 

@@ -18,7 +18,7 @@ import yaml
 from deploy.grafana.dashgen.build import DASHBOARDS, OUT_DIR, main, panel_list, render
 from deploy.grafana.dashgen.model import Column, Kind, PromQL, Sql
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 # Values for Grafana's own variables in PromQL, as Grafana would substitute them.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "${site}": "shop-1"}

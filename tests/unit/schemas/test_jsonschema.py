@@ -11,7 +11,7 @@ import pytest
 from schemas.decode import decode_event
 from schemas.event import Event
 from schemas.jsonschema import SCHEMA_PATH, build_schema, render
-from tests.unit.test_decode import LIMITS, NOW_MS, base
+from tests.unit.schemas.documents import LIMITS, NOW_MS, base
 
 
 def test_schema_file_is_current() -> None:

@@ -23,7 +23,7 @@ from streams.worker.funnel_metrics import FunnelMetrics, _window_label
 from streams.worker.ingest_metrics import Metrics
 from streams.worker.repartition import RepartitionMetrics
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "funnel.rules.yml"
 # Ours are funnel_*; recorded ones are level:metric:operations; `up` comes from Prometheus.
 _SERIES = re.compile(r"(?<![\w:])(funnel_\w+|\w*:\w+:\w+|up)(?![\w:(])")

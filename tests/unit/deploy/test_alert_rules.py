@@ -17,7 +17,7 @@ import yaml
 
 from streams.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 RULES = PROMETHEUS / "rules" / "funnel.rules.yml"
 RULE_TESTS = sorted((PROMETHEUS / "tests").glob("*.test.yml"))
