@@ -38,6 +38,7 @@ from tests.integration.exactness import (
     final_bound_s,
     finalised,
     stored_answer,
+    two_workers_until_final,
 )
 from tests.integration.pipeline import PipelineConfig, WorkerProcess, clickhouse, query
 from tests.integration.report_reference import earliest_orders, final_carts, instant
@@ -240,29 +241,8 @@ def test_two_workers_with_mixed_keys(
 ) -> None:
     messages = mix_keys(backlog(23, 20_000), unkeyed=0.3, by_user=0.1, seed=23)
     config = prepare(broker, unique_topic("pair"), tmp_path, messages)
-    workers = [WorkerProcess(config, tmp_path / f"worker-{i}") for i in range(2)]
     _, last_event_ms = expected_answer(messages)
-    bound = final_bound_s(last_event_ms)
-
-    def all_final() -> bool:
-        marks = {
-            dict(labels)["partition"]: value
-            for w in workers
-            for (name, labels), value in w.metrics().items()
-            if name == "funnel_watermark_seconds"
-        }
-        return len(marks) == PARTITIONS and min(marks.values()) >= bound
-
-    try:
-        workers[0].wait_until(all_final, timeout=900, what="all partitions final")
-        owned = [
-            sum(1 for (n, _) in w.metrics() if n == "funnel_watermark_seconds") for w in workers
-        ]
-        assert all(count > 0 for count in owned), f"one worker owned nothing: {owned}"
-    finally:
-        for w in workers:
-            assert w.stop() == 0, w.log_tail()
-    check(messages, [w.data_dir for w in workers])
+    check(messages, two_workers_until_final(config, last_event_ms))
 
 
 def test_an_event_hours_old_stays_late_and_changes_nothing(
