@@ -88,6 +88,13 @@ class BatchSink:
                 self._metrics.rows_written.labels(table).inc(len(rows))
         self._metrics.flush_seconds.observe(time.perf_counter() - started)
 
+    async def write_now(self, table: str, rows: list[Sequence[Any]]) -> None:
+        """Insert `rows` at once, with the flush's retries but outside its buffers: for a stream
+        that acks on its own (the spend topic), so it never takes another agent's rows."""
+        if rows:
+            await self._insert_with_retry(table, rows)
+            self._metrics.rows_written.labels(table).inc(len(rows))
+
     async def run(self, call: Callable[[Client], Any]) -> Any:
         """Run any client call on the sink's thread (reads share the one connection)."""
         loop = asyncio.get_running_loop()

@@ -34,12 +34,18 @@ DEAD_LETTERS = (
     "message_key", "payload",
 )  # fmt: skip
 
+AD_SPEND = (
+    "site_id", "day", "utm_source", "utm_campaign", "currency", "cost", "clicks", "impressions",
+    "updated_at",
+)  # fmt: skip
+
 COLUMNS: dict[str, tuple[str, ...]] = {
     "events_raw": EVENTS_RAW,
     "stage_entries": STAGE_ENTRIES,
     "orders": ORDERS,
     "carts": CARTS,
     "dead_letters": DEAD_LETTERS,
+    "ad_spend": AD_SPEND,
 }
 
 _GETTERS = {table: itemgetter(*columns) for table, columns in COLUMNS.items()}

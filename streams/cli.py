@@ -14,15 +14,17 @@ import orjson
 from pydantic import ValidationError
 
 from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery
+from streams.cli_analytics import add_analytics_commands, instant, print_answer
 from streams.kafka.config import aiokafka_security, install_flavor_workarounds
 from streams.kafka.producer import EventProducer, send_lines
 from streams.local.demo import DemoOptions, run_demo
-from streams.report.client import ReportError, report_output
-from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest, parse_instant
+from streams.report.client import ReportError
+from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest
 from streams.settings import Settings
 from streams.sim.generator import SimulationConfig
 from streams.sim.incidents import parse_incident
 from streams.sim.sender import run_simulation
+from streams.sim.spend import SpendTally
 from streams.worker.run import ensure_topics, run_migrations, run_worker
 from streams.worker.stopped_endpoint import serve_stopped
 
@@ -80,6 +82,7 @@ def simulation_config(args: argparse.Namespace, *, now: datetime) -> SimulationC
         duplicate_rate=args.duplicates,
         out_of_order_ms=args.out_of_order_ms,
         invalid_rate=args.invalid_rate,
+        customer_pool=args.customers,
         incidents=tuple(parse_incident(text) for text in args.incident or ()),
     )
 
@@ -88,9 +91,13 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     config = simulation_config(args, now=datetime.now(UTC))
     ensure_topics(settings)
 
+    tally = SpendTally(config)
+
     async def simulate() -> None:
         async with _producer(settings) as producer:
-            stats = await run_simulation(producer, config, rate_limit=args.rate)
+            stats = await run_simulation(
+                producer, config, rate_limit=args.rate, observe=tally.observe
+            )
         print(
             f"sent {stats.sent} messages ({stats.valid} valid, {stats.invalid} invalid, "
             f"{stats.duplicates} duplicates) in {stats.elapsed_s:.1f}s",
@@ -98,6 +105,9 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         )
 
     asyncio.run(simulate())
+    if args.spend_dir:
+        for path in tally.write_csvs(Path(args.spend_dir)):
+            print(f"spend: {path} (funnel spend import {path})", file=sys.stderr)
     return 0
 
 
@@ -116,18 +126,11 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
-    try:
+    def build() -> ReportRequest:
         query = ReportQuery(args.site, args.start, args.end, args.by)
-        request = ReportRequest(query, args.min_sessions, args.json)
-    except ValueError as exc:
-        print(f"funnel report: {exc}", file=sys.stderr)
-        return 2  # a usage error, as argparse reports them
-    try:
-        sys.stdout.buffer.write(report_output(settings, request))
-    except ReportError as exc:
-        print(f"funnel report: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return ReportRequest(query, args.min_sessions, args.json)
+
+    return print_answer(settings, "report", build)
 
 
 def _dashboard(settings: Settings, _: argparse.Namespace) -> int:
@@ -142,13 +145,6 @@ def _dashboard(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def _instant(text: str) -> datetime:
-    try:
-        return parse_instant(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
 def add_simulation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (reproducible runs)")
     parser.add_argument("--site", action="append", help="site id; repeat for several")
@@ -160,6 +156,10 @@ def add_simulation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duplicates", type=float, default=0.0, help="share re-sent verbatim")
     parser.add_argument("--out-of-order-ms", type=int, default=0, help="max delivery shuffle")
     parser.add_argument("--invalid-rate", type=float, default=0.0, help="share of bad messages")
+    parser.add_argument(
+        "--customers", type=int, default=1_000_000,
+        help="logged-in sessions draw user ids from this many (small: returning customers)",
+    )  # fmt: skip
     parser.add_argument(
         "--incident",
         action="append",
@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("file", nargs="?", default="-", help="file to read; - for stdin")
     simulate = command("simulate", _simulate, "Send simulated storefront traffic.")
     add_simulation_options(simulate)
+    simulate.add_argument(
+        "--spend-dir", help="write the matching ad spend there, a CSV per day (spend-DATE.csv)"
+    )
     demo = command("demo", _demo, "Run broker, worker and simulator locally; live view, report.")
     demo.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
     demo.add_argument("--rate", type=float, default=500.0, help="messages per second")
@@ -197,14 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     command("dashboard", _dashboard, "Serve the web dashboard over a stopped worker's data.")
     report = command("report", _report, "Funnel numbers of one site over [--from, --to).")
     report.add_argument("--site", required=True, help="site id")
-    report.add_argument("--from", dest="start", required=True, type=_instant, metavar="ISO")
-    report.add_argument("--to", dest="end", required=True, type=_instant, metavar="ISO")
+    report.add_argument("--from", dest="start", required=True, type=instant, metavar="ISO")
+    report.add_argument("--to", dest="end", required=True, type=instant, metavar="ISO")
     report.add_argument("--by", choices=BREAKDOWN_DIMENSIONS, help="break down by a dimension")
     report.add_argument("--json", action="store_true", help="JSON instead of a table")
     report.add_argument(
         "--min-sessions", type=int, default=DEFAULT_MIN_SESSIONS,
         help="sessions a step needs before it can be the worst step",
     )  # fmt: skip
+    add_analytics_commands(command)
     return parser
 
 

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     repartition_topic: str = Field(
         "", description="Internal topic for events read outside their session's partition"
     )
+    spend_topic: str = Field("funnel.ad_spend", description="Ad spend rows in (JSON)")
     topic_partitions: int = Field(8, ge=1, description="Partitions when we create topics")
     app_id: str = Field("funnelstream", description="Consumer group and state namespace")
     kafka_flavor: Literal["kafka", "tansu"] = Field(

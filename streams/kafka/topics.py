@@ -24,6 +24,7 @@ def worker_topics(settings: Settings) -> dict[str, int]:
         settings.repartition_topic_name: n,
         settings.dlq_topic: n,
         settings.abandoned_topic: n,
+        settings.spend_topic: n,
     }
 
 

@@ -15,12 +15,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
+import time as clock
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from sinks.customer_queries import CustomersQuery
+from sinks.marketing_queries import MarketingQuery
 from sinks.report_queries import ReportQuery
 from streams.dashboard.access import dashboard_url
 from streams.kafka.producer import EventProducer
@@ -29,16 +31,21 @@ from streams.kafka.topics import create_topics
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.local.live_view import Progress, Samples, render, scrape, total
 from streams.local.ports import free_port, local_worker_env, loopback_port
-from streams.report.client import report_output
+from streams.report.client import answer, report_output
+from streams.report.customers import CustomersRequest
+from streams.report.marketing import MarketingRequest
 from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest
+from streams.report.spend_import import import_spend_file
 from streams.report.store import endpoint_url
 from streams.settings import Settings
 from streams.sim.generator import SimulationConfig
 from streams.sim.incidents import parse_incident
 from streams.sim.sender import SimulationStats, run_simulation
+from streams.sim.spend import SpendTally
 from streams.sim.traffic import MESSAGES_PER_SESSION
 from streams.worker.stopped_endpoint import serve_stopped
 
+DEMO_CUSTOMERS = 50
 DEMO_RULES = {"FUNNEL_LATENESS_S": "5", "FUNNEL_ABANDONMENT_TIMEOUT_S": "20"}
 
 
@@ -82,7 +89,7 @@ def run_demo(settings: Settings, options: DemoOptions, out: TextIO) -> Path:
         print(banner, file=out, flush=True)
         try:
             started = datetime.now(UTC)
-            stats = asyncio.run(
+            stats, tally = asyncio.run(
                 _simulate_and_watch(
                     settings, broker.bootstrap, options, (metrics_port, banner), started, out
                 )
@@ -99,6 +106,7 @@ def run_demo(settings: Settings, options: DemoOptions, out: TextIO) -> Path:
         )
         print(f"\n=== report for {site}, {started:%H:%M:%S} to {ended:%H:%M:%S} UTC ===", file=out)
         out.write(report_output(demo_settings, request).decode())
+    _business_tables(demo_settings, options.sites, tally, data_dir / "spend", started, ended, out)
     if options.keep:
         print(f"\nworker log: {data_dir / 'worker.log'}", file=out)
         print(
@@ -140,7 +148,7 @@ async def _simulate_and_watch(
     watch: tuple[int, str],  # the worker's metrics port, the dashboard banner
     started: datetime,
     out: TextIO,
-) -> SimulationStats:
+) -> tuple[SimulationStats, SpendTally]:
     metrics_port, banner = watch
     config = SimulationConfig(
         start=started,
@@ -155,16 +163,20 @@ async def _simulate_and_watch(
         # Sessions take minutes in real life; a tenth of that lets a one-minute demo show
         # checkouts, purchases and abandonments.
         pace=0.1,
+        customer_pool=DEMO_CUSTOMERS,  # returning customers, so cohorts and segments fill
     )
     stop = asyncio.Event()
+    tally = SpendTally(config)
     async with EventProducer(bootstrap, settings.events_topic) as producer:
         sending = asyncio.create_task(
-            run_simulation(producer, config, rate_limit=options.rate, stop=stop)
+            run_simulation(
+                producer, config, rate_limit=options.rate, stop=stop, observe=tally.observe
+            )
         )
-        clock_start = time.monotonic()
+        clock_start = clock.monotonic()
         before: Samples = {}
         tty = out.isatty()
-        while (elapsed := time.monotonic() - clock_start) < options.duration_s:
+        while (elapsed := clock.monotonic() - clock_start) < options.duration_s:
             await asyncio.sleep(1.0)
             now = await asyncio.to_thread(scrape, metrics_port)
             sent = round(elapsed * options.rate)
@@ -177,7 +189,32 @@ async def _simulate_and_watch(
             out.flush()
             before = now
         stop.set()
-        return await sending
+        return await sending, tally
+
+
+def _business_tables(
+    settings: Settings,
+    sites: tuple[str, ...],
+    tally: SpendTally,
+    spend_dir: Path,
+    started: datetime,
+    ended: datetime,
+    out: TextIO,
+) -> None:
+    """Import the spend matching the traffic; the marketing table of the whole days and the
+    customers summary with segments."""
+    for path in tally.write_csvs(spend_dir):
+        import_spend_file(settings, path, site=None, skip_invalid=False)
+    # Spend is per UTC day, so the marketing range is the days the demo ran in.
+    first = datetime.combine(started.date(), time(), UTC)
+    last = datetime.combine(ended.date(), time(), UTC) + timedelta(days=1)
+    for site in sites:
+        request = MarketingRequest(MarketingQuery(site, first, last))
+        print(f"\n=== marketing for {site} ===", file=out)
+        out.write(answer(settings, "marketing", request).decode())
+        customers = CustomersRequest(CustomersQuery(site, ended), segments=True)
+        print(f"\n=== customers of {site} ===", file=out)
+        out.write(answer(settings, "customers", customers).decode())
 
 
 def _keep_serving(settings: Settings, out: TextIO) -> None:
@@ -192,11 +229,11 @@ def _keep_serving(settings: Settings, out: TextIO) -> None:
 def _drain(metrics_port: int, sent: int, out: TextIO, timeout_s: float = 120) -> None:
     """Wait until the worker consumed everything and finalised what lateness allows."""
     print(f"\nsimulator stopped after {sent:,} messages; letting the worker catch up…", file=out)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    deadline = clock.monotonic() + timeout_s
+    while clock.monotonic() < deadline:
         if total(scrape(metrics_port), "funnel_events_consumed_total") >= sent:
             break
-        time.sleep(0.5)
+        clock.sleep(0.5)
     # Idle partitions advance their watermark from the wall clock after FUNNEL_IDLE_AFTER_S;
     # give that and the shortened lateness time to finalise the last sessions.
-    time.sleep(2 + 2 * int(DEMO_RULES["FUNNEL_LATENESS_S"]) + 2)
+    clock.sleep(2 + 2 * int(DEMO_RULES["FUNNEL_LATENESS_S"]) + 2)

@@ -51,6 +51,13 @@ def ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+def require(params: Mapping[str, str], *names: str) -> None:
+    """ValueError naming the endpoint parameters that are missing or empty."""
+    missing = [name for name in names if not params.get(name)]
+    if missing:
+        raise ValueError(f"missing parameter(s): {', '.join(missing)}")
+
+
 def shown(key: str) -> str:
     return key or UNKNOWN
 
@@ -79,9 +86,7 @@ class ReportRequest:
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> ReportRequest:
         """The inverse of `as_params`; ValueError names what is missing or wrong."""
-        missing = [name for name in ("site", "from", "to") if not params.get(name)]
-        if missing:
-            raise ValueError(f"missing parameter(s): {', '.join(missing)}")
+        require(params, "site", "from", "to")
         query = ReportQuery(
             params["site"],
             parse_instant(params["from"]),

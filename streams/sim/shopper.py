@@ -115,7 +115,8 @@ class SessionPlanner:
         if channel.utm_campaign is not None:
             common["utm_campaign"] = channel.utm_campaign
         if rng.random() < config.logged_in_share:
-            common["user_id"] = f"u-{rng.randrange(1_000_000):06d}"
+            # A small pool makes returning customers: one user_id across many sessions.
+            common["user_id"] = f"u-{rng.randrange(config.customer_pool):06d}"
         chances = {
             EventType.ADD_TO_CART: channel.add_to_cart * device.add_to_cart,
             EventType.CHECKOUT: channel.checkout * device.checkout,

@@ -73,13 +73,13 @@ def create_app(
         )
         async for batch in batches:
             with metrics.batch_seconds.time():
-                await ingestion.handle([_raw(event) for event in batch])
+                await ingestion.handle([raw_message(event) for event in batch])
 
     app.agent(events, name="funnel-ingest")(ingest)
     return app
 
 
-def _raw(event: faust.EventT[bytes]) -> RawMessage:
+def raw_message(event: faust.EventT[bytes]) -> RawMessage:
     message = event.message
     return RawMessage(
         topic=message.topic,

@@ -15,6 +15,7 @@ from sinks.batch import BatchSink
 from streams.clock import Clock
 from streams.settings import Settings
 from streams.settings_adapters import funnel_rules
+from streams.worker.ad_spend import add_spend_agent
 from streams.worker.app import create_app
 from streams.worker.funnel_metrics import FunnelMetrics
 from streams.worker.ingest_metrics import Metrics
@@ -100,10 +101,12 @@ def build_worker_app(
         app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
         return processor
 
-    return create_app(
+    app = create_app(
         settings,
         metrics=Metrics.create(registry),
         clock=clock,
         build_processor=build_processor,
         faust_overrides=faust_overrides,
     )
+    add_spend_agent(app, settings, sink=sink, registry=registry, clock=clock)
+    return app

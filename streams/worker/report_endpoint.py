@@ -1,8 +1,11 @@
 """The worker's report endpoint: `funnel report` asks here while the worker holds chDB.
 
 GET /report?site=…&from=…&to=…[&by=…][&min_sessions=…][&format=json|table] answers with the
-rendered report, exactly what `funnel report` prints; `/` is the web dashboard
-(`streams.dashboard`) over the same documents. Queries run on the sink's one ClickHouse thread
+rendered report, exactly what `funnel report` prints; GET /marketing?site=…&from=…&to=…[&by=…]
+[&attribution=…][&lookback_days=…][&margin=…][&format=…] what `funnel marketing` prints;
+GET /customers?site=…&as_of=…[&cohorts=month|week][&segments=1][&segment=…][&format=…|csv]
+what `funnel customers` prints; `/` is the web dashboard (`streams.dashboard`) over the same
+documents. Queries run on the sink's one ClickHouse thread
 (`BatchSink.run`), between flushes, so they never race the writes. It listens on loopback unless
 FUNNEL_QUERY_HOST says otherwise, which settings allow only with FUNNEL_DASHBOARD_TOKEN.
 """
@@ -10,6 +13,7 @@ FUNNEL_QUERY_HOST says otherwise, which settings allow only with FUNNEL_DASHBOAR
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -17,12 +21,13 @@ from aiohttp.typedefs import Middleware
 from mode import Service
 
 from sinks.errors import translate
-from sinks.report_queries import query_report
 from streams.dashboard.access import GATE, TokenGate, dashboard_url
 from streams.dashboard.routes import add_dashboard
-from streams.report.numbers import ReportRequest, build_report
+from streams.report.answers import Request, answer_body, content_type
+from streams.report.customers import CustomersRequest
+from streams.report.marketing import MarketingRequest
+from streams.report.numbers import ReportRequest
 from streams.report.store import STORE_HEADER, QueryRunner, endpoint_url, store_id
-from streams.report.view import render
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,22 +59,40 @@ def endpoint_app(settings: Settings, sink: QueryRunner, *, live: bool) -> web.Ap
 def report_app(
     sink: QueryRunner, *, database: str, store: str, middlewares: list[Middleware] | None = None
 ) -> web.Application:
-    async def report(request: web.Request) -> web.Response:
+    app = web.Application(middlewares=middlewares or [])
+    for route, parse in ROUTES.items():
+        app.router.add_get(f"/{route}", _handler(sink, database, store, route, parse))
+    return app
+
+
+ROUTES: dict[str, Callable[[Mapping[str, str]], Request]] = {
+    "report": ReportRequest.from_params,
+    "marketing": MarketingRequest.from_params,
+    "customers": CustomersRequest.from_params,
+}
+
+
+def _handler(
+    sink: QueryRunner,
+    database: str,
+    store: str,
+    route: str,
+    parse: Callable[[Mapping[str, str]], Request],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
         try:
-            wanted = ReportRequest.from_params(request.query)
+            asked = parse(request.query)
         except ValueError as exc:
             return web.Response(status=400, text=f"{exc}\n")
         try:
-            counts = await sink.run(lambda client: query_report(client, database, wanted.query))
+            body = await sink.run(lambda client: answer_body(client, database, asked))
         except Exception as exc:
-            return web.Response(status=503, text=f"report query failed: {translate(exc)}\n")
-        body = render(build_report(wanted, counts), as_json=wanted.as_json)
-        content_type = "application/json" if wanted.as_json else "text/plain"
-        return web.Response(body=body, content_type=content_type, headers={STORE_HEADER: store})
+            return web.Response(status=503, text=f"{route} query failed: {translate(exc)}\n")
+        return web.Response(
+            body=body, content_type=content_type(asked), headers={STORE_HEADER: store}
+        )
 
-    app = web.Application(middlewares=middlewares or [])
-    app.router.add_get("/report", report)
-    return app
+    return handle
 
 
 class ReportServer(Service):

@@ -1,9 +1,9 @@
-"""`funnel dashboard` plus /marketing and /customers routes that answer fixed documents.
+"""`funnel dashboard` with /marketing and /customers answering fixed documents.
 
-The marketing (issue 13) and customers (issue 14) reports are built elsewhere and not merged
-yet; these documents follow the shapes those issues specify, so the page's panels for them can
-be drawn in a real browser now. Run as `python -m tests.integration.stub_reports` with the
-FUNNEL_* environment of a stopped worker.
+The real reports (issues 13 and 14) are served by every endpoint; here their routes answer
+fixed documents of the same shape instead, so the page's drawing of known numbers can be
+checked in a real browser. Run as `python -m tests.integration.stub_reports` with the FUNNEL_*
+environment of a stopped worker.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from streams.settings import Settings
-from streams.worker.report_endpoint import endpoint_app
+from streams.worker.report_endpoint import ROUTES, endpoint_app
 from streams.worker.stopped_endpoint import ClientRunner, open_stopped
 
 MARKETING: dict[str, Any] = {
@@ -53,6 +53,8 @@ def main() -> None:
     async def customers(_: web.Request) -> web.Response:
         return web.json_response(CUSTOMERS)
 
+    for name in ("marketing", "customers"):  # this process answers them with fixed documents
+        ROUTES.pop(name)
     app = endpoint_app(settings, runner, live=False)
     app.router.add_get("/marketing", marketing)
     app.router.add_get("/customers", customers)

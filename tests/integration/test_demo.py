@@ -1,4 +1,5 @@
-"""`funnel demo --duration 60` from a clean checkout: a live dashboard, then a non-empty report."""
+"""`funnel demo --duration 60` from a clean checkout: a live dashboard, then a non-empty report,
+the marketing table and the customers summary."""
 
 from __future__ import annotations
 
@@ -43,6 +44,20 @@ def test_demo_runs_shows_the_live_dashboard_and_ends_with_a_non_empty_report(
         assert sessions["page_view"] > 1000
         assert sessions["page_view"] >= sessions["add_to_cart"] >= sessions["checkout"] > 0
         assert re.search(r"^Orders\s+[1-9]", report, flags=re.MULTILINE)
+    # Then the marketing table of each site, with the simulated spend imported.
+    marketing = rest.split("=== marketing for ")[1:]
+    assert [m.split(" ", 1)[0] for m in marketing] == ["shop-1", "shop-2"]
+    for table in marketing:
+        google = re.search(r"^google\s+EUR\s+([\d.]+)\s", table, flags=re.MULTILINE)
+        assert google, table
+        assert float(google.group(1)) > 0
+    customers = rest.split("=== customers of ")[1:]
+    assert [c.split(" ", 1)[0] for c in customers] == ["shop-1", "shop-2"]
+    for summary in customers:
+        found = re.search(r"^Customers\s+([\d,]+)$", summary, flags=re.MULTILINE)
+        assert found, summary
+        assert int(found.group(1).replace(",", "")) > 0
+        assert "champions" in summary
     # Nothing left behind without --keep.
     assert not (tmp_path / "data" / "chdb").exists()
 

@@ -64,7 +64,7 @@ async function load() {
     drawSeries(series);
     drawDeadLetters(dlq);
     await optional("marketing", { ...params, format: "json" }, drawMarketing);
-    await optional("customers", { site: q.site, as_of: q.to, format: "json" }, drawCustomers);
+    await optional("customers", { site: q.site, as_of: q.to, cohorts: "month", segments: "1", format: "json" }, drawCustomers);
     $("error").hidden = true;
     $("status").textContent = `Updated ${new Date().toISOString().slice(11, 19)} UTC` +
       (state.live ? ` · refreshing every ${state.refreshS} s` : " · worker stopped, not refreshing");

