@@ -1,9 +1,12 @@
 """Per-customer facts as of an instant, for `funnel customers` (summary, cohorts, RFM/LFRM).
 
-- Orders: one per (site, order_id), its earliest row, counted when that row is before `as_of`.
-- A customer is a user_id; orders without one are guest orders, returned apart.
-- First order: `customer_first_orders` (the same table `funnel marketing` reads new customers
-  from), so both commands share one definition and it outlives the orders TTL.
+- Customers' orders come from `customers` (migration 0006): one row per (site, user_id) holding
+  the set of the customer's order rows, kept up to date from `orders` by a materialised view
+  and kept beyond the orders TTL; orders without a user_id (guest orders, returned apart) from
+  `orders`.
+- Orders: one per (site, order_id), its earliest row, counted when that row is before `as_of`;
+  so every as-of, past or now, is answered exactly from the same state.
+- First order: a customer's earliest order (the same instant `customer_first_orders` keeps).
 - Loyalty: distinct sessions with a funnel stage entry carrying the user_id in the
   `loyalty_days` before `as_of`.
 """
@@ -61,25 +64,23 @@ def query_customers(client: Client, database: str, query: CustomersQuery) -> Cus
         "as_of_ms": ceil_ms(query.as_of),
         "loyalty_ms": query.loyalty_days * 86_400_000,
     }
+    # The earliest row of each order, over the customers' order sets and the guests' orders.
     orders = client.query(
         "SELECT user_id, currency, toUnixTimestamp64Milli(at), toString(value) FROM ("
-        "  SELECT min(occurred_at) AS at, argMin(value, occurred_at) AS value,"
-        "    argMin(currency, occurred_at) AS currency, argMin(user_id, occurred_at) AS user_id"
-        f"  FROM {database}.orders WHERE site_id = {{site:String}}"
-        "    AND occurred_at < fromUnixTimestamp64Milli({as_of_ms:Int64}, 'UTC')"
-        "  GROUP BY order_id"
-        ") ORDER BY user_id, at",
+        "  SELECT min(placed) AS at, argMin(amount, placed) AS value,"
+        "    argMin(cur, placed) AS currency, argMin(uid, placed) AS user_id FROM ("
+        "    SELECT user_id AS uid, row.1 AS order_id, row.2 AS placed, row.3 AS cur,"
+        "      row.4 AS amount"
+        "    FROM (SELECT user_id, groupUniqArrayMerge(orders) AS rows"
+        f"      FROM {database}.customers WHERE site_id = {{site:String}} GROUP BY user_id)"
+        "    ARRAY JOIN rows AS row"
+        "    UNION ALL"
+        "    SELECT '', order_id, occurred_at, toString(currency), value"
+        f"    FROM {database}.orders WHERE site_id = {{site:String}} AND user_id = ''"
+        "  ) GROUP BY order_id"
+        ") WHERE at < fromUnixTimestamp64Milli({as_of_ms:Int64}, 'UTC') ORDER BY user_id, at",
         parameters=params,
     ).result_rows
-    firsts: dict[str, int] = {
-        user: at
-        for user, at in client.query(
-            "SELECT user_id, toUnixTimestamp64Milli(min(first_order_at))"
-            f" FROM {database}.customer_first_orders WHERE site_id = {{site:String}}"
-            " GROUP BY user_id",
-            parameters=params,
-        ).result_rows
-    }
     loyalty: dict[str, int] = {
         user: sessions
         for user, sessions in client.query(
@@ -101,9 +102,8 @@ def query_customers(client: Client, database: str, query: CustomersQuery) -> Cus
             guests[currency] = (count + 1, total + amount)
             continue
         customer = customers.get(user_id)
-        if customer is None:
-            first = min(firsts.get(user_id, at_ms), at_ms)
-            customer = customers[user_id] = Customer(user_id, first, at_ms)
+        if customer is None:  # rows come by user, earliest first
+            customer = customers[user_id] = Customer(user_id, at_ms, at_ms)
             customer.loyalty_sessions = loyalty.get(user_id, 0)
         customer.orders += 1
         customer.last_order_ms = max(customer.last_order_ms, at_ms)

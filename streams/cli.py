@@ -83,6 +83,7 @@ def simulation_config(args: argparse.Namespace, *, now: datetime) -> SimulationC
         out_of_order_ms=args.out_of_order_ms,
         invalid_rate=args.invalid_rate,
         customer_pool=args.customers,
+        logged_in_share=args.logged_in_share,
         incidents=tuple(parse_incident(text) for text in args.incident or ()),
     )
 
@@ -159,6 +160,10 @@ def add_simulation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--customers", type=int, default=1_000_000,
         help="logged-in sessions draw user ids from this many (small: returning customers)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--logged-in-share", type=float, default=0.3,
+        help="share of sessions with a user_id (with --customers: how often customers return)",
     )  # fmt: skip
     parser.add_argument(
         "--incident",

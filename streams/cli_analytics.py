@@ -20,7 +20,7 @@ from streams.report.client import ReportError, answer
 from streams.report.customers import DEFAULT_PERIODS, CustomersRequest
 from streams.report.marketing import MarketingRequest, parse_margin
 from streams.report.numbers import parse_instant
-from streams.report.segments import SEGMENTS
+from streams.report.segments import SEGMENTS, ScoreBounds
 from streams.report.spend_import import SpendImportError, import_spend_file
 from streams.settings import Settings
 
@@ -65,7 +65,7 @@ def _customers(settings: Settings, args: argparse.Namespace) -> int:
         query = CustomersQuery(args.site, args.as_of or datetime.now(UTC), args.loyalty_days)
         return CustomersRequest(
             query, args.cohorts, args.periods, args.segments, args.segment,
-            as_json=args.json, as_csv=args.csv,
+            as_json=args.json, as_csv=args.csv, bounds=ScoreBounds.parse(args.thresholds),
         )  # fmt: skip
 
     return print_answer(settings, "customers", build)
@@ -114,6 +114,10 @@ def add_analytics_commands(command: Callable[[str, Command, str], argparse.Argum
     customers.add_argument(
         "--loyalty-days", type=int, default=DEFAULT_LOYALTY_DAYS,
         help="L: sessions with activity in these days before --as-of",
+    )  # fmt: skip
+    customers.add_argument(
+        "--thresholds", default="", metavar="DIM=C1,C2,C3,C4;…",
+        help="fixed RFM/LFRM score cut points for r, f, m or l (default: ranked quintiles)",
     )  # fmt: skip
     customers.add_argument("--json", action="store_true", help="JSON instead of a table")
     spend = command("spend", _spend_import, "Ad spend: `funnel spend import FILE.csv`.")

@@ -1,7 +1,8 @@
 """`funnel demo`: the whole pipeline on one machine, no Docker, no network.
 
-Starts the embedded broker, a real `funnel worker` process with embedded chDB, and the simulator
-at a steady rate with an incident part-way; shows a live view from the worker's /metrics and
+Starts the embedded broker, sends eight weeks of past traffic (returning customers), starts a
+real `funnel worker` process with embedded chDB, and the simulator at a steady rate with an
+incident part-way; shows a live view from the worker's /metrics and
 ends with the report. Lateness and the cart timeout are shortened so a one-minute run finalises
 sessions and abandons carts while you watch.
 """
@@ -47,6 +48,11 @@ from streams.worker.stopped_endpoint import serve_stopped
 
 DEMO_CUSTOMERS = 50
 DEMO_RULES = {"FUNNEL_LATENESS_S": "5", "FUNNEL_ABANDONMENT_TIMEOUT_S": "20"}
+# Eight weeks of past traffic from the same customers, sent before the worker starts, so the
+# customers summary ends with real cohorts, repeat buyers and spread-out recency.
+HISTORY = timedelta(weeks=8)
+HISTORY_SESSIONS = 4_000
+HISTORY_LOGGED_IN = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,7 @@ def run_demo(settings: Settings, options: DemoOptions, out: TextIO) -> Path:
                 },
             )
         )
+        history = asyncio.run(_send_history(settings, broker.bootstrap, options, datetime.now(UTC)))
         metrics_port = free_port()
         # The worker serves the dashboard; the user's FUNNEL_QUERY_PORT when it is free.
         settings = settings.model_copy(update={"query_port": loopback_port(settings.query_port)})
@@ -94,7 +101,7 @@ def run_demo(settings: Settings, options: DemoOptions, out: TextIO) -> Path:
                     settings, broker.bootstrap, options, (metrics_port, banner), started, out
                 )
             )
-            _drain(metrics_port, stats.sent, out)
+            _drain(metrics_port, history + stats.sent, out)
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(60)
@@ -120,6 +127,25 @@ def run_demo(settings: Settings, options: DemoOptions, out: TextIO) -> Path:
     return data_dir
 
 
+async def _send_history(
+    settings: Settings, bootstrap: str, options: DemoOptions, now: datetime
+) -> int:
+    """The customers' past: HISTORY of sessions ending the day before today (so the demo's
+    marketing days hold only the live traffic and its spend)."""
+    end = datetime.combine(now.date(), time(), UTC) - timedelta(days=1)
+    config = SimulationConfig(
+        start=end - HISTORY,
+        seed=options.seed + 1,
+        sites=options.sites,
+        sessions=HISTORY_SESSIONS,
+        session_rate=HISTORY_SESSIONS / HISTORY.total_seconds(),
+        logged_in_share=HISTORY_LOGGED_IN,
+        customer_pool=DEMO_CUSTOMERS,
+    )
+    async with EventProducer(bootstrap, settings.events_topic) as producer:
+        return (await run_simulation(producer, config)).sent
+
+
 def _start_worker(
     settings: Settings, bootstrap: str, data_dir: Path, metrics_port: int
 ) -> subprocess.Popen[bytes]:
@@ -133,6 +159,7 @@ def _start_worker(
         ),
         "FUNNEL_IDLE_AFTER_S": "2",
         "FUNNEL_QUERY_PORT": str(settings.query_port),
+        "FUNNEL_MAX_EVENT_AGE_S": str(int((HISTORY + timedelta(days=3)).total_seconds())),
         **DEMO_RULES,
     }
     log = (data_dir / "worker.log").open("ab")
@@ -202,7 +229,7 @@ def _business_tables(
     out: TextIO,
 ) -> None:
     """Import the spend matching the traffic; the marketing table of the whole days and the
-    customers summary with segments."""
+    customers summary with weekly cohorts and segments."""
     for path in tally.write_csvs(spend_dir):
         import_spend_file(settings, path, site=None, skip_invalid=False)
     # Spend is per UTC day, so the marketing range is the days the demo ran in.
@@ -212,7 +239,9 @@ def _business_tables(
         request = MarketingRequest(MarketingQuery(site, first, last))
         print(f"\n=== marketing for {site} ===", file=out)
         out.write(answer(settings, "marketing", request).decode())
-        customers = CustomersRequest(CustomersQuery(site, ended), segments=True)
+        customers = CustomersRequest(
+            CustomersQuery(site, ended), "week", HISTORY.days // 7, segments=True
+        )
         print(f"\n=== customers of {site} ===", file=out)
         out.write(answer(settings, "customers", customers).decode())
 

@@ -13,7 +13,7 @@ customers who had ordered before that year and did not order in it; lifetime = 1
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
@@ -25,7 +25,7 @@ from sinks.customer_queries import (
     CustomersQuery,
 )
 from streams.report.numbers import parse_instant, require
-from streams.report.segments import SEGMENTS
+from streams.report.segments import SEGMENTS, ScoreBounds
 
 YEAR_MS = 365 * 86_400_000
 CLV_FORMULA = "predictive_clv = aov * yearly_frequency * lifetime_years; lifetime = 1 / churn"
@@ -49,6 +49,7 @@ class CustomersRequest:
     segment: str | None = None  # with csv: export this segment
     as_json: bool = False
     as_csv: bool = False
+    bounds: ScoreBounds = field(default_factory=ScoreBounds)  # RFM/LFRM score thresholds
 
     def __post_init__(self) -> None:
         if self.cohorts not in (None, "month", "week"):
@@ -68,6 +69,7 @@ class CustomersRequest:
         params |= {"cohorts": self.cohorts} if self.cohorts else {}
         params |= {"segments": "1"} if self.segments else {}
         params |= {"segment": self.segment} if self.segment else {}
+        params |= {"thresholds": self.bounds.as_text()} if self.bounds.cuts else {}
         output = "csv" if self.as_csv else "json" if self.as_json else "table"
         return params | {"format": output}
 
@@ -91,6 +93,7 @@ class CustomersRequest:
             params.get("segment") or None,
             as_json=output == "json",
             as_csv=output == "csv",
+            bounds=ScoreBounds.parse(params.get("thresholds", "")),
         )
 
 

@@ -13,7 +13,7 @@ import orjson
 from sinks.customer_queries import CustomerFacts
 from streams.report.customers import CustomersRequest, cohorts, divide, summary
 from streams.report.numbers import money
-from streams.report.segments import SEGMENTS, Scored, score
+from streams.report.segments import DIMENSIONS, SEGMENTS, Scored, score
 
 CSV_HEADER = (
     "user_id", "segment", "r", "f", "m", "l", "recency_days", "frequency", "monetary",
@@ -29,7 +29,13 @@ def customers_document(request: CustomersRequest, facts: CustomerFacts) -> dict[
         document["cohort_period"] = request.cohorts
         document["cohorts"] = cohorts(facts, q.as_of, request.cohorts, request.periods)
     if request.segments:
-        document["segments"] = _segments(score(list(facts.customers.values()), q.as_of))
+        scored = score(list(facts.customers.values()), q.as_of, request.bounds)
+        document["segments"] = _segments(scored)
+        document["score_thresholds"] = {
+            dim: [str(c) for c in request.bounds.cuts[dim]] if dim in request.bounds.cuts
+            else "quintiles"
+            for dim in DIMENSIONS
+        }  # fmt: skip
     return document
 
 
@@ -68,7 +74,7 @@ def segment_csv(request: CustomersRequest, facts: CustomerFacts) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
-    for s in score(list(facts.customers.values()), request.query.as_of):
+    for s in score(list(facts.customers.values()), request.query.as_of, request.bounds):
         if s.segment != request.segment:
             continue
         last = datetime.fromtimestamp(s.customer.last_order_ms / 1000, tz=UTC)
@@ -115,7 +121,12 @@ def customers_table(d: dict[str, Any]) -> str:
             shares = " ".join(f"{_pct(s):>6}" for s in row["retention"])
             lines.append(f"{row['cohort']:<11}{row['size']:>7,}  {shares}")
     if "segments" in d:
-        lines += ["", f"{'Segment':<20}{'Customers':>10}{'R':>6}{'F':>6}{'M':>6}{'L':>6}  Revenue"]
+        scoring = ", ".join(
+            f"{dim.upper()} {cuts if isinstance(cuts, str) else ','.join(cuts)}"
+            for dim, cuts in d["score_thresholds"].items()
+        )
+        lines += ["", f"Scores 1-5: {scoring}"]
+        lines += [f"{'Segment':<20}{'Customers':>10}{'R':>6}{'F':>6}{'M':>6}{'L':>6}  Revenue"]
         for row in d["segments"]:
             revenue = ", ".join(f"{c} {v}" for c, v in row["revenue"].items())
             lines.append(

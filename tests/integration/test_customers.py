@@ -104,9 +104,8 @@ def expected(events: list[Event], as_of: datetime) -> dict[str, Any]:
     recency = {u: (end - t) // DAY for u, t in last.items()}
     r = quintile({u: -d for u, d in recency.items()})
     f = quintile({u: len(p) for u, p in by_user.items()})
-    m = quintile(
-        {u: sum((e.value or Decimal(0) for e in p), Decimal(0)) for u, p in by_user.items()}
-    )
+    m_value = {u: sum((e.value or Decimal(0) for e in p), Decimal(0)) for u, p in by_user.items()}
+    m = quintile(dict(m_value))
     loyal = quintile(loyalty)
     return {
         "customers": n,
@@ -119,6 +118,7 @@ def expected(events: list[Event], as_of: datetime) -> dict[str, Any]:
         "clv_to_aov": {c: float(clv[c] / aov[c]) for c in sorted(revenue)},
         "segments": {u: segment(r[u], f[u]) for u in by_user},
         "scores": {u: (r[u], f[u], m[u], loyal[u]) for u in by_user},
+        "measures": {u: (recency[u], len(p), m_value[u], loyalty[u]) for u, p in by_user.items()},
         "first_months": {u: min(e.occurred_at_ms for e in p) for u, p in by_user.items()},
         "by_user": by_user,
     }

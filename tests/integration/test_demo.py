@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.report.segments import SEGMENTS
 from tests.integration.browser import ConsoleErrors, chromium
 from tests.integration.dashboard_page import answers, wait_for
 
@@ -58,6 +59,17 @@ def test_demo_runs_shows_the_live_dashboard_and_ends_with_a_non_empty_report(
         assert found, summary
         assert int(found.group(1).replace(",", "")) > 0
         assert "champions" in summary
+        # Eight weeks of returning customers before the live minute: real cohorts and repeats.
+        repeat = re.search(r"^Repeat customers\s+([\d,]+)\s", summary, flags=re.MULTILINE)
+        assert repeat, summary
+        assert int(repeat.group(1).replace(",", "")) > 0, summary
+        weeks = re.findall(r"^\d{4}-\d{2}-\d{2}\s+[\d,]+\s", summary, flags=re.MULTILINE)
+        assert len(weeks) >= 4, summary
+        filled = {
+            name for name, n in re.findall(r"^([a-z_]+)\s+([\d,]+)\s", summary, flags=re.MULTILINE)
+            if name in SEGMENTS and int(n.replace(",", ""))
+        }  # fmt: skip
+        assert len(filled) >= 4, summary
     # Nothing left behind without --keep.
     assert not (tmp_path / "data" / "chdb").exists()
 

@@ -1,7 +1,9 @@
 """Customers: the retention triangle and repeat buying, as `funnel customers` defines them.
 
-A customer is a user_id; orders are one per order_id at their earliest row; a customer's first
-order is `customer_first_orders` (shared with `funnel marketing`). Cohort = month of the first
+A customer is a user_id; orders are one per order_id at their earliest row, read from the
+`customers` table (one row per customer, its order rows; guest rows from `orders`) as `funnel
+customers` reads them; a customer's first order is `customer_first_orders` (shared with `funnel
+marketing`). Cohort = month of the first
 order; retention at +k = share of the cohort with an order in month +k (+0 is everyone).
 """
 
@@ -12,9 +14,17 @@ from deploy.grafana.dashgen.sql import SITE
 
 _WITH = f"""WITH
     placed AS (
-        SELECT order_id, min(occurred_at) AS at, argMin(user_id, occurred_at) AS user_id
-        FROM funnel.orders
-        WHERE {SITE} AND occurred_at <= $__toTime
+        SELECT order_id, min(placed_at) AS at, argMin(uid, placed_at) AS user_id
+        FROM (
+            SELECT user_id AS uid, row.1 AS order_id, row.2 AS placed_at
+            FROM (
+                SELECT user_id, groupUniqArrayMerge(orders) AS rows
+                FROM funnel.customers WHERE {SITE} GROUP BY user_id
+            ) ARRAY JOIN rows AS row
+            UNION ALL
+            SELECT '', order_id, occurred_at FROM funnel.orders WHERE {SITE} AND user_id = ''
+        )
+        WHERE placed_at <= $__toTime
         GROUP BY order_id
         HAVING user_id != ''
     ),

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from sinks.customer_queries import Customer, CustomerFacts
-from streams.report.customers import predictive_clv, summary
-from streams.report.segments import quintiles, score, segment_of
+from streams.report.customers import CustomersRequest, predictive_clv, summary
+from streams.report.segments import ScoreBounds, quintiles, score, segment_of
 
 AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
 DAY = 86_400_000
@@ -70,3 +72,39 @@ def test_every_score_pair_has_exactly_one_segment() -> None:
     assert table[1, 1] == "lost"
     scored = score([customer(f"u{i}", [i * 10 + 1] * (1 + i % 3)) for i in range(12)], AS_OF)
     assert len({s.customer.user_id for s in scored}) == 12
+
+
+def test_fixed_thresholds_score_by_cut_points_recency_reversed() -> None:
+    bounds = ScoreBounds.parse("r=7,30,90,180; F=2,3,5,8")
+    assert bounds.as_text() == "r=7,30,90,180;f=2,3,5,8"
+    recency = {"a": 0, "b": 7, "c": 29, "d": 90, "e": 179, "f": 180, "g": 999}
+    assert bounds.scores("r", dict(recency)) == {
+        "a": 5, "b": 4, "c": 4, "d": 2, "e": 2, "f": 1, "g": 1,
+    }  # fmt: skip
+    orders = {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 8, "g": 30}
+    assert bounds.scores("f", dict(orders)) == {
+        "a": 1, "b": 2, "c": 3, "d": 3, "e": 4, "f": 5, "g": 5,
+    }  # fmt: skip
+    # A dimension without cut points keeps the quintiles.
+    assert bounds.scores("m", dict(orders)) == quintiles(dict(orders))
+    scored = score(
+        [customer("x", [3, 200, 300]), customer("y", [100])], AS_OF, bounds
+    )  # x: 3 days, 3 orders; y: 100 days, 1 order
+    assert [(s.r, s.f, s.segment) for s in scored] == [(5, 3, "loyal"), (2, 1, "hibernating")]
+
+
+@pytest.mark.parametrize(
+    "text", ["r=1,2,3", "r=3,2,1,0", "r=1,1,2,3", "x=1,2,3,4", "f=1,2,a,4", "f", "f=1,2,3,4;f=1,2,3,5",
+             "m=-1,2,3,4"],
+)  # fmt: skip
+def test_bad_thresholds_are_refused_with_the_reason(text: str) -> None:
+    with pytest.raises(ValueError, match="thresholds"):
+        ScoreBounds.parse(text)
+
+
+def test_thresholds_travel_to_the_endpoint_and_back() -> None:
+    request = CustomersRequest.from_params(
+        {"site": "s", "as_of": AS_OF.isoformat(), "segments": "1", "thresholds": "l=1,2,4,8"}
+    )
+    assert request.bounds.cuts == {"l": (Decimal(1), Decimal(2), Decimal(4), Decimal(8))}
+    assert CustomersRequest.from_params(request.as_params()) == request
