@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
@@ -18,8 +19,9 @@ from streams.worker.ad_spend import add_spend_agent
 from streams.worker.app import create_app
 from streams.worker.funnel_metrics import FunnelMetrics
 from streams.worker.ingest_metrics import Metrics
-from streams.worker.processor import FunnelProcessor
+from streams.worker.processor import FunnelProcessor, Topics
 from streams.worker.publisher import Publisher
+from streams.worker.repartition import Repartitioner, RepartitionMetrics
 
 SESSIONS_TABLE = "funnel-sessions"
 
@@ -45,8 +47,21 @@ def build_worker_app(
         lateness_ms=settings.lateness_s * 1000,
     )
 
+    repartition_metrics = RepartitionMetrics.create(registry)
+    topics = Topics(
+        settings.events_topic, settings.repartition_topic_name, settings.topic_partitions
+    )
+
     def build_processor(app: faust.App, publisher: Publisher) -> FunnelProcessor:
         table = app.Table(SESSIONS_TABLE, key_type=bytes, value_type=bytes)
+
+        async def fetch_position(topic: str, partition: int) -> int | None:
+            try:
+                position: int | None = await app.consumer.position(TP(topic, partition))
+            except IllegalStateError:
+                return None  # revoked since the tick began: not idle, try again next tick
+            return position
+
         processor = FunnelProcessor(
             table=table,
             rules=funnel_rules(settings),
@@ -55,10 +70,23 @@ def build_worker_app(
             clock=clock,
             publisher=publisher,
             abandoned_topic=settings.abandoned_topic,
+            repartitioner=Repartitioner(
+                publisher=publisher,
+                topic=topics.repartition,
+                partitions=topics.partitions,
+                metrics=repartition_metrics,
+            ),
+            topics=topics,
             owns=lambda partition: (
                 TP(settings.events_topic, partition) in app.consumer.assignment()
             ),
-            end_offset=lambda partition: end_offset(app, TP(settings.events_topic, partition)),
+            assigned=lambda: [
+                tp.partition
+                for tp in app.consumer.assignment()
+                if tp.topic == settings.events_topic
+            ],
+            end_offset=lambda topic, partition: end_offset(app, TP(topic, partition)),
+            fetch_position=fetch_position,
             settled=lambda: not (app.rebalancing or app.in_recovery),
         )
         app.timer(interval=1.0, name="funnel-idle-tick")(processor.tick)
