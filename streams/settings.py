@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     events_topic: str = Field("funnel.events", description="Storefront events in")
     dlq_topic: str = Field("funnel.events.dlq", description="Rejected messages with the reason")
     abandoned_topic: str = Field("funnel.carts.abandoned", description="Abandoned carts out")
+    repartition_topic: str = Field(
+        "", description="Internal topic for events read outside their session's partition"
+    )
     spend_topic: str = Field("funnel.ad_spend", description="Ad spend rows in (JSON)")
     topic_partitions: int = Field(8, ge=1, description="Partitions when we create topics")
     app_id: str = Field("funnelstream", description="Consumer group and state namespace")
@@ -129,6 +132,12 @@ class Settings(BaseSettings):
                 "FUNNEL_DASHBOARD_TOKEN too, or keep the default 127.0.0.1"
             )
         return self
+
+    @property
+    def repartition_topic_name(self) -> str:
+        """Empty means named after the app id: it belongs to the consumer group, like the
+        table's changelog (a new group must not read an old group's forwards and markers)."""
+        return self.repartition_topic or f"{self.app_id}-repartition"
 
     @property
     def resolved_clickhouse_dsn(self) -> str:

@@ -35,7 +35,9 @@ from streams.local.embedded_broker import EmbeddedBroker
 from streams.sim.generator import SimulatedMessage
 
 TOPIC = "bench.events"
-THROUGHPUT_PARTS = frozenset({"baseline", "decode", "engine", "faust", "worker"})
+MIXED_TOPIC = "bench.events.mixed"
+UNKEYED_SHARE = 0.3
+THROUGHPUT_PARTS = frozenset({"baseline", "decode", "engine", "faust", "worker", "mixed"})
 _REPO = Path(__file__).resolve().parents[2]
 _TITLES = {
     "baseline": "aiokafka getmany + orjson.loads (baseline)",
@@ -43,6 +45,7 @@ _TITLES = {
     "engine": "funnel engine alone (PartitionFunnel, decoded events)",
     "faust": "Faust ceiling (take_events, nothing else)",
     "worker": "funnel worker, everything on",
+    "mixed": "funnel worker, 30 % of messages unkeyed (repartitioned)",
 }
 
 
@@ -58,35 +61,44 @@ class _Runner:
         print(text, file=self.log, flush=True)
 
     def repeat(self, key: str, one: Callable[[int], Run], times: int) -> Part:
-        runs = []
-        for i in range(times):
-            run = one(i)
-            note = f" ({run.note})" if run.note else ""
-            self.say(f"  {key} #{i + 1}: {rate_text(run.events_per_s)}{note}")
-            runs.append(run)
-        return Part(key, _TITLES[key], tuple(runs))
+        return Part(key, _TITLES[key], tuple(self.once(key, one, i) for i in range(times)))
+
+    def once(self, key: str, one: Callable[[int], Run], i: int) -> Run:
+        run = one(i)
+        note = f" ({run.note})" if run.note else ""
+        self.say(f"  {key} #{i + 1}: {rate_text(run.events_per_s)}{note}")
+        return run
 
     def timed(self, key: str, one: Callable[[int], Run]) -> None:
         if key in self.wanted:
             self.parts.append(self.repeat(key, one, self.options.repeat))
 
+    def side_by_side(self, parts: dict[str, Callable[[int], Run]]) -> None:
+        """Repetitions alternate between the parts, so a noisy stretch hits both alike."""
+        wanted = {key: one for key, one in parts.items() if key in self.wanted}
+        runs: dict[str, list[Run]] = {key: [] for key in wanted}
+        for i in range(self.options.repeat):
+            for key, one in wanted.items():
+                runs[key].append(self.once(key, one, i))
+        self.parts += [Part(key, _TITLES[key], tuple(runs[key])) for key in wanted]
+
     def throughput(self, bootstrap: str) -> None:
         o = self.options
-        asyncio.run(create_topics(bootstrap, {TOPIC: o.partitions}))
         now = datetime.now(UTC)
         self.say(f"simulating {o.events:,} messages…")
         messages = dataset.throughput_messages(o.events, now=now, seed=o.seed)
-        started = time.monotonic()
-        sent = asyncio.run(_produce(bootstrap, messages))
-        elapsed = time.monotonic() - started
-        self.say(f"filled {TOPIC}: {sent:,} messages in {elapsed:.1f} s ({sent / elapsed:,.0f}/s)")
+        self.fill(bootstrap, TOPIC, messages)
+        if "mixed" in self.wanted:
+            # The same messages, a share of them without a key, as HTTP collectors send them.
+            mixed = dataset.without_keys(messages, UNKEYED_SHARE, seed=o.seed)
+            self.fill(bootstrap, MIXED_TOPIC, mixed)
         n, limit = len(messages), timeout_s(len(messages))
         self.timed(
             "baseline",
             lambda _: asyncio.run(baseline_run(bootstrap, TOPIC, o.partitions, n, limit)),
         )
         self.timed("decode", lambda _: time_decoder(messages, wall_clock_ms()))
-        expected = self.engine(messages) if self.wanted & {"engine", "worker"} else None
+        expected = self.engine(messages) if self.wanted & {"engine", "worker", "mixed"} else None
         self.timed(
             "faust",
             lambda i: ceiling_run(
@@ -98,7 +110,21 @@ class _Runner:
         if expected is not None:
             start = dataset.throughput_config(n, now=now, seed=o.seed).start
             span = (start - timedelta(days=1), datetime.now(UTC) + timedelta(days=1))
-            self.timed("worker", lambda i: self.worker(bootstrap, expected, n, span, i))
+            self.side_by_side(
+                {
+                    "worker": lambda i: self.worker(bootstrap, expected, n, span, i),
+                    "mixed": lambda i: self.worker(
+                        bootstrap, expected, n, span, i, topic=MIXED_TOPIC
+                    ),
+                }
+            )
+
+    def fill(self, bootstrap: str, topic: str, messages: Sequence[SimulatedMessage]) -> None:
+        asyncio.run(create_topics(bootstrap, {topic: self.options.partitions}))
+        started = time.monotonic()
+        sent = asyncio.run(_produce(bootstrap, topic, messages))
+        elapsed = time.monotonic() - started
+        self.say(f"filled {topic}: {sent:,} messages in {elapsed:.1f} s ({sent / elapsed:,.0f}/s)")
 
     def engine(self, messages: Sequence[SimulatedMessage]) -> Expected:
         """Time the engine (when asked for) and keep its counts: the worker's reference."""
@@ -118,13 +144,21 @@ class _Runner:
         return expected[0]
 
     def worker(
-        self, bootstrap: str, expected: Expected, n: int, span: tuple[datetime, datetime], i: int
+        self,
+        bootstrap: str,
+        expected: Expected,
+        n: int,
+        span: tuple[datetime, datetime],
+        i: int,
+        *,
+        topic: str = TOPIC,
     ) -> Run:
-        data_dir = self.work / f"worker-{i}"
+        name = f"{topic.replace('.', '-')}-{i}"
+        data_dir = self.work / name
         try:
             return worker_run(
-                bootstrap=bootstrap, topic=TOPIC, partitions=self.options.partitions,
-                expected=expected, events=n, app_id=f"bench-worker-{i}", data_dir=data_dir,
+                bootstrap=bootstrap, topic=topic, partitions=self.options.partitions,
+                expected=expected, events=n, app_id=f"bench-{name}", data_dir=data_dir,
                 report_range=span,
             )  # fmt: skip
         finally:
@@ -191,6 +225,6 @@ def run_benchmarks(options: BenchOptions, log: TextIO) -> BenchResults:
     )
 
 
-async def _produce(bootstrap: str, messages: Sequence[SimulatedMessage]) -> int:
-    async with EventProducer(bootstrap, TOPIC) as producer:
+async def _produce(bootstrap: str, topic: str, messages: Sequence[SimulatedMessage]) -> int:
+    async with EventProducer(bootstrap, topic) as producer:
         return await producer.send_raw_many((m.key, m.value) for m in messages)

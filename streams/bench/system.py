@@ -37,6 +37,14 @@ def rss_bytes(pid: int | None = None) -> int:
     return parse_kib_field(status, "VmRSS")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (all its threads), from /proc."""
+    # The command name (field 2) may hold spaces; the fields after its ")" are fixed.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
 def machine() -> Machine:
     versions = {}
     for name in _DISTRIBUTIONS:

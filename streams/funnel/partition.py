@@ -1,15 +1,11 @@
 """The funnel of one Kafka partition: watermark, lateness, and when each session must be finalised.
 
 Rules (the product definition, on top of those in ``session``):
-- Watermark: the max occurred_at over accepted events that are not future-dated. An event is
-  future-dated (``is_future``) when occurred_at > observed + max_skew, where ``observed`` is what
-  the worker saw: the earlier of the Kafka timestamp (set by the producer's own clock) and the
-  worker's wall clock at consumption. A future-dated event is still accepted and counted at its
-  own time, but moves no watermark: so a storefront whose clock runs hours fast can neither make
-  honest events late nor abandon carts early, not even while the worker replays a backlog hours
-  behind its own clock.
+- Watermark: the max occurred_at of the partition's own on-time events that are not future-dated
+  (see ``watermark``): a storefront whose clock runs hours fast can neither make honest events
+  late nor abandon carts early. Such an event is still accepted and counted at its own time.
 - Limits: an event that would take its session past ``SessionLimits`` is CAPPED: not added to
-  the session, but still evidence of time (it moves the watermark like an accepted one).
+  the session, but still evidence of time.
 - Bound = watermark - lateness. An event with occurred_at < bound (watermark before the event) is
   LATE and changes nothing. Pending events before the bound are finalised at the end of each batch.
   Since no accepted event is ever before a bound already reached, the facts do not depend on where
@@ -18,6 +14,11 @@ Rules (the product definition, on top of those in ``session``):
   A partition that received no events between two ticks at least ``idle_after_ms`` apart is idle,
   and its watermark moves to max(watermark, now - lateness). "No events" is judged between ticks,
   not from Kafka timestamps, so a consumer catching up on a backlog never counts as idle.
+- Forwarded events (repartitioned from other source partitions, see ``progress``) arrive with
+  their source's lateness verdict and do not move this partition's watermark. ``hold_ms`` caps
+  the watermark sessions are finalised against (the slowest source's progress), so a forwarded
+  event still on its way is never behind a finalised session. ``watermark_ms`` is that effective
+  watermark: min(own watermark, hold).
 
 Storage (see ``store``): session states live in a ``SessionStore``. Each touched session is
 decoded at most once per batch and written (or deleted) at most once, at the end of the batch;
@@ -48,11 +49,11 @@ from streams.funnel.session import (
     finalise,
     is_behind,
     is_duplicate,
-    is_new_visit,
     wake_after,
 )
 from streams.funnel.session_size import capped
 from streams.funnel.store import (
+    INTERNAL_PREFIX,
     WATERMARK_KEY,
     BatchView,
     SessionStore,
@@ -60,8 +61,11 @@ from streams.funnel.store import (
     session_key,
     split_key,
 )
+from streams.funnel.watermark import Watermark, is_future
 
 _WATERMARK_FORMAT = 1
+UNHELD = 2**62
+"""``hold_ms`` of a partition no other source can forward to (the default)."""
 
 
 class Outcome(enum.StrEnum):
@@ -76,13 +80,8 @@ class Outcome(enum.StrEnum):
     LATE = "late"
     CAPPED = "capped"  # not added: its session is at its size limits (stored raw, flagged)
     INVALID = "invalid"  # rejected by the decoder, dead-lettered
-    REPARTITIONED = "repartitioned"  # sent round again keyed by its session
+    REPARTITIONED = "repartitioned"  # read outside its session's partition, forwarded there
     REVOKED = "revoked"  # its partition moved away mid-batch; the new owner replays it
-
-
-def is_future(event: Event, observed_ms: int, rules: FunnelRules) -> bool:
-    """Whether the event's clock runs further ahead of what the worker observed than allowed."""
-    return event.occurred_at_ms > observed_ms + rules.max_skew_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +112,8 @@ class PartitionFunnel:
         self._rules = rules if rules is not None else FunnelRules()
         self._limits = limits if limits is not None else SessionLimits()
         self._warm = WarmStates(warm_sessions)
-        self._watermark: int | None = None
-        self._idle_since: int | None = None
+        self._own = Watermark(self._rules)
+        self.hold_ms: int | None = UNHELD  # None: some source's progress is not known yet
         # Wake-up index: a session needs attention once the bound is past its wake time. The
         # heap may hold stale entries; the dict says which one is current (lazy deletion).
         self._wake: dict[str, int] = {}
@@ -123,50 +122,73 @@ class PartitionFunnel:
 
     @property
     def watermark_ms(self) -> int | None:
-        return self._watermark
+        own = self._own.value
+        if own is None or self.hold_ms is None:
+            return None
+        return min(own, self.hold_ms)
 
     @property
     def open_sessions(self) -> int:
         return len(self._wake)
 
-    def process_batch(self, events: Sequence[tuple[Event, int]]) -> BatchResult:
-        """Process (event, observed_ms) pairs in offset order; ``observed_ms`` is the earlier of
-        the Kafka timestamp and the worker's wall clock when it consumed the event."""
-        if events:
-            self._idle_since = None
-        watermark_before = self._watermark
+    def process_batch(
+        self,
+        events: Sequence[tuple[Event, int]],
+        forwarded: Sequence[tuple[Event, bool]] = (),
+    ) -> BatchResult:
+        """Process (event, observed_ms) pairs in offset order, then forwarded
+        (event, late_at_source) pairs; outcomes are in that order. ``observed_ms`` is the
+        earlier of the Kafka timestamp and the worker's wall clock when it consumed the event."""
+        if events or forwarded:
+            self._own.saw_events()
+        watermark_before = self._own.value
         batch = BatchView(self._store, self._warm)
         facts: list[Fact] = []
-        outcomes = tuple(self._offer(batch, event, ts, facts) for event, ts in events)
+        outcomes = tuple(
+            self._offer(batch, event, self._own.is_late(event.occurred_at_ms), facts, ts)
+            for event, ts in events
+        ) + tuple(self._offer(batch, event, late, facts) for event, late in forwarded)
         return self._finish(batch, outcomes, facts, watermark_before)
 
     def tick(self, now_ms: int) -> BatchResult:
         """Let the wall clock advance the watermark of an idle partition (see module doc)."""
-        watermark_before = self._watermark
-        if self._idle_since is None:
-            self._idle_since = now_ms
-        elif now_ms - self._idle_since >= self._rules.idle_after_ms:
-            target = now_ms - self._rules.lateness_ms
-            if self._watermark is None or target > self._watermark:
-                self._watermark = target
+        watermark_before = self._own.value
+        self._own.tick(now_ms)
         return self._finish(BatchView(self._store, self._warm), (), [], watermark_before)
 
     def _bound(self) -> int | None:
-        return None if self._watermark is None else self._watermark - self._rules.lateness_ms
+        """The bound sessions are finalised against: own bound, capped by the hold."""
+        watermark = self.watermark_ms
+        return None if watermark is None else watermark - self._rules.lateness_ms
+
+    def _bound_after(self, event: Event, observed_ms: int | None) -> int | None:
+        own = self._own.value
+        t = event.occurred_at_ms
+        if observed_ms is not None and not is_future(t, observed_ms, self._rules):
+            own = t if own is None else max(own, t)
+        if own is None or self.hold_ms is None:
+            return None
+        return min(own, self.hold_ms) - self._rules.lateness_ms
 
     def _offer(
-        self, batch: BatchView, event: Event, observed_ms: int, facts: list[Fact]
+        self,
+        batch: BatchView,
+        event: Event,
+        late: bool,
+        facts: list[Fact],
+        observed_ms: int | None = None,
     ) -> Outcome:
+        """``observed_ms`` is given for the partition's own events, which move its watermark."""
         key = session_key(event.site_id, event.session_id)
         state = batch.get(key)
         bound = self._bound()
         floor = None
-        if state is not None and (
-            (bound is not None and expired(state, bound, self._rules))
-            or is_new_visit(state, event, self._rules)
-        ):
-            # Close the old session now, on event times alone: a reused session id starts a
-            # new session whatever the batch boundaries and whether idle ticks expired it.
+        after = self._bound_after(event, observed_ms)
+        if state is not None and after is not None and expired(state, after, self._rules):
+            # The bound this event brings (own watermark at its time, capped by the hold)
+            # closes the old session now: a session id reused more than the retention plus
+            # the lateness later starts a new session whatever the batch boundaries and
+            # whether idle ticks expired it; a forward still on its way holds it open.
             floor = close_bound(state, self._rules)
             facts += finalise(state, event.site_id, event.session_id, floor, self._rules)
             batch.expire(key)
@@ -174,16 +196,14 @@ class PartitionFunnel:
         if is_duplicate(state, event):
             return Outcome.DUPLICATE
         t = event.occurred_at_ms
-        if (bound is not None and t < bound) or is_behind(state, event):
+        if late or (bound is not None and t < bound) or is_behind(state, event):
             return Outcome.LATE
         outcome = Outcome.CAPPED
         if not capped(state, event, self._limits):
             batch.put(key, accept(state, event, floor_ms=floor))
             outcome = Outcome.ACCEPTED
-        if not is_future(event, observed_ms, self._rules) and (
-            self._watermark is None or t > self._watermark
-        ):
-            self._watermark = t
+        if observed_ms is not None:
+            self._own.advance(t, observed_ms)
         return outcome
 
     def _finish(
@@ -212,9 +232,9 @@ class PartitionFunnel:
                 batch.put(key, state)
                 self._schedule(key, state)
         written = batch.flush()
-        if watermark_before != self._watermark:
-            self._store.put(WATERMARK_KEY, orjson.dumps([_WATERMARK_FORMAT, self._watermark]))
-        return BatchResult(outcomes, tuple(facts), self._watermark, written, batch.expired)
+        if watermark_before != self._own.value:
+            self._store.put(WATERMARK_KEY, orjson.dumps([_WATERMARK_FORMAT, self._own.value]))
+        return BatchResult(outcomes, tuple(facts), self.watermark_ms, written, batch.expired)
 
     def _schedule(self, key: str, state: SessionState | None) -> None:
         if state is None:
@@ -236,6 +256,6 @@ class PartitionFunnel:
                 version, watermark = orjson.loads(raw)
                 if version != _WATERMARK_FORMAT:
                     raise ValueError(f"unknown watermark format version {version!r}")
-                self._watermark = watermark
-            else:
+                self._own.value = watermark
+            elif not key.startswith(INTERNAL_PREFIX):
                 self._schedule(key, decode_state(raw))

@@ -1,11 +1,12 @@
 """The funnel state of one session and the pure functions that move it forward.
 
 Product definitions:
-- A session is (site_id, session_id, start). An event more than the retention (see
-  ``FunnelRules.retention_ms``) after the session's latest event starts a NEW session with the
-  same id (new stages, carts, dedup set): decided by event times alone, whether or not the old
-  state already expired. ``start`` is the time of the session's earliest event (fixed once its
-  first event is final: later events are never earlier); it tells reused ids apart downstream.
+- A session is (site_id, session_id, start). An on-time event more than the retention (see
+  ``FunnelRules.retention_ms``) plus the lateness after the session's latest event starts a NEW
+  session with the same id (new stages, carts, dedup set): decided by event times alone,
+  whether or not idle ticks already expired the old state. ``start`` is the time of the
+  session's earliest event (fixed once its first event is final: later events are never
+  earlier); it tells reused ids apart downstream.
 - Size: a session holds at most ``SessionLimits``; past them it is capped (``session_size``).
 - Duplicates: an event whose event_id the session has already accepted changes nothing; the
   dedup horizon is the life of the state, which is at least the conversion window W. A purchase
@@ -103,11 +104,6 @@ class SessionState:
 
 def is_duplicate(state: SessionState | None, event: Event) -> bool:
     return state is not None and id_hash(event.event_id) in state.seen
-
-
-def is_new_visit(state: SessionState, event: Event, rules: FunnelRules) -> bool:
-    """True if the event comes more than the retention after the session's latest event."""
-    return event.occurred_at_ms > state.last_event_ms + rules.retention_ms
 
 
 def close_bound(state: SessionState, rules: FunnelRules) -> int:

@@ -19,8 +19,10 @@ from typing import Protocol
 from streams.funnel.codec import decode_state, encode_state
 from streams.funnel.session import SessionState
 
-# Session keys start with a digit (see session_key), so this can never clash with one.
-WATERMARK_KEY = "\x00watermark"
+# Session keys start with a digit (see session_key), so internal keys can never clash with one.
+INTERNAL_PREFIX = "\x00"
+WATERMARK_KEY = INTERNAL_PREFIX + "watermark"
+PROGRESS_KEY = INTERNAL_PREFIX + "progress"
 
 
 class SessionStore(Protocol):

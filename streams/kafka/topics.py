@@ -18,8 +18,14 @@ class TopicError(RuntimeError):
 def worker_topics(settings: Settings) -> dict[str, int]:
     """The topics a worker reads and writes, all partitioned like the events topic."""
     n = settings.topic_partitions
-    topics = {settings.events_topic: n, settings.dlq_topic: n, settings.abandoned_topic: n}
-    return topics | {settings.spend_topic: n}
+    # The repartition topic is co-partitioned with the events topic: same count, always.
+    return {
+        settings.events_topic: n,
+        settings.repartition_topic_name: n,
+        settings.dlq_topic: n,
+        settings.abandoned_topic: n,
+        settings.spend_topic: n,
+    }
 
 
 async def create_topics(

@@ -48,8 +48,14 @@ def create_app(
         autodiscover=False,
         **(faust_overrides or {}),
     )
+    # One stream over both topics: Faust assigns their same-numbered partitions (and the
+    # table's changelog partition) to the same worker, since they are co-partitioned.
     events = app.topic(
-        settings.events_topic, key_serializer="raw", value_serializer="raw", internal=False
+        settings.events_topic,
+        settings.repartition_topic_name,
+        key_serializer="raw",
+        value_serializer="raw",
+        internal=False,
     )
     publisher = Publisher(app)
     processor = build_processor(app, publisher)
@@ -59,7 +65,7 @@ def create_app(
         metrics=metrics,
         processor=processor,
         publisher=publisher,
-        events_topic=settings.events_topic,
+        repartition_topic=settings.repartition_topic_name,
         dlq_topic=settings.dlq_topic,
         clock=clock,
     )
@@ -93,4 +99,12 @@ def raw_message(event: faust.EventT[bytes]) -> RawMessage:
         key=message.key,
         # A tombstone (no value) is bad input like any other: it fails as "not JSON".
         value=message.value or b"",
+        headers=_headers(message.headers),
     )
+
+
+def _headers(headers: Any) -> tuple[tuple[str, bytes], ...]:
+    if not headers:
+        return ()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return tuple((str(name), bytes(value)) for name, value in pairs)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
@@ -19,8 +20,9 @@ from streams.worker.app import create_app
 from streams.worker.fatal import Fatal
 from streams.worker.funnel_metrics import FunnelMetrics, SiteLabels
 from streams.worker.ingest_metrics import Metrics
-from streams.worker.processor import FunnelProcessor
+from streams.worker.processor import FunnelProcessor, Topics
 from streams.worker.publisher import Publisher
+from streams.worker.repartition import Repartitioner, RepartitionMetrics
 
 SESSIONS_TABLE = "funnel-sessions"
 
@@ -41,6 +43,25 @@ def site_labels(settings: Settings) -> SiteLabels:
     )
 
 
+def funnel_metrics_of(settings: Settings, registry: CollectorRegistry) -> FunnelMetrics:
+    lateness_ms = settings.lateness_s * 1000
+    return FunnelMetrics.create(registry, sites=site_labels(settings), lateness_ms=lateness_ms)
+
+
+def guarded(
+    step: Callable[[], Awaitable[None]], fatal: Fatal, where: str
+) -> Callable[[], Awaitable[None]]:
+    """`step`, with any error it raises handed to `fatal` (the worker exits, see fatal.py)."""
+
+    async def run() -> None:
+        try:
+            await step()
+        except Exception as error:
+            fatal(error, where)
+
+    return run
+
+
 def build_worker_app(
     settings: Settings,
     *,
@@ -50,14 +71,22 @@ def build_worker_app(
     fatal: Fatal,
     faust_overrides: Mapping[str, Any] | None = None,
 ) -> faust.App:
-    funnel_metrics = FunnelMetrics.create(
-        registry,
-        sites=site_labels(settings),
-        lateness_ms=settings.lateness_s * 1000,
+    funnel_metrics = funnel_metrics_of(settings, registry)
+    repartition_metrics = RepartitionMetrics.create(registry)
+    topics = Topics(
+        settings.events_topic, settings.repartition_topic_name, settings.topic_partitions
     )
 
     def build_processor(app: faust.App, publisher: Publisher) -> FunnelProcessor:
         table = app.Table(SESSIONS_TABLE, key_type=bytes, value_type=bytes)
+
+        async def fetch_position(topic: str, partition: int) -> int | None:
+            try:
+                position: int | None = await app.consumer.position(TP(topic, partition))
+            except IllegalStateError:
+                return None  # revoked since the tick began: not idle, try again next tick
+            return position
+
         processor = FunnelProcessor(
             table=table,
             rules=funnel_rules(settings),
@@ -67,20 +96,29 @@ def build_worker_app(
             clock=clock,
             publisher=publisher,
             abandoned_topic=settings.abandoned_topic,
+            repartitioner=Repartitioner(
+                publisher=publisher,
+                topic=topics.repartition,
+                partitions=topics.partitions,
+                metrics=repartition_metrics,
+            ),
+            topics=topics,
             owns=lambda partition: (
                 TP(settings.events_topic, partition) in app.consumer.assignment()
             ),
-            end_offset=lambda partition: end_offset(app, TP(settings.events_topic, partition)),
+            assigned=lambda: [
+                tp.partition
+                for tp in app.consumer.assignment()
+                if tp.topic == settings.events_topic
+            ],
+            end_offset=lambda topic, partition: end_offset(app, TP(topic, partition)),
+            fetch_position=fetch_position,
             settled=lambda: not (app.rebalancing or app.in_recovery),
         )
 
-        async def idle_tick() -> None:
-            try:
-                await processor.tick()
-            except Exception as error:
-                fatal(error, "idle tick")
-
-        app.timer(interval=1.0, name="funnel-idle-tick")(idle_tick)
+        app.timer(interval=1.0, name="funnel-idle-tick")(
+            guarded(processor.tick, fatal, "idle tick")
+        )
 
         async def on_revoked(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
             revoked: set[TP] = args[0]  # mode's Signal passes the payload positionally

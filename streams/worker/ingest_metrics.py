@@ -22,7 +22,9 @@ class Metrics:
         return cls(
             events_consumed=Counter(
                 "funnel_events_consumed_total",
-                "Messages consumed from the events topic, by event type and outcome.",
+                "Messages consumed, by event type and outcome. An event read outside its "
+                "session's partition counts as repartitioned there, then once more with its "
+                "outcome where the repartition topic delivers it.",
                 ["event_type", "outcome"],
                 registry=registry,
             ),

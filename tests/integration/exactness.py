@@ -154,3 +154,30 @@ def prepare(
     config.create_topics()
     assert asyncio.run(produce(broker.bootstrap, config.events_topic, messages)) == len(messages)
     return config
+
+
+def two_workers_until_final(config: PipelineConfig, last_event_ms: int) -> list[Path]:
+    """Two workers split the partitions until every partition is final; each must have owned
+    some. Returns their data directories (both hold rows of a partition that moved)."""
+    workers = [WorkerProcess(config, config.data_dir / f"worker-{i}") for i in range(2)]
+    bound = final_bound_s(last_event_ms)
+
+    def all_final() -> bool:
+        marks = {
+            dict(labels)["partition"]: value
+            for w in workers
+            for (name, labels), value in w.metrics().items()
+            if name == "funnel_watermark_seconds"
+        }
+        return len(marks) == config.partitions and min(marks.values()) >= bound
+
+    try:
+        workers[0].wait_until(all_final, timeout=900, what="all partitions final")
+        owned = [
+            sum(1 for (n, _) in w.metrics() if n == "funnel_watermark_seconds") for w in workers
+        ]
+        assert all(count > 0 for count in owned), f"one worker owned nothing: {owned}"
+    finally:
+        for w in workers:
+            assert w.stop() == 0, w.log_tail()
+    return [w.data_dir for w in workers]

@@ -53,6 +53,7 @@ class PipelineConfig:
         ensure_topics(
             Settings(
                 kafka_bootstrap=self.bootstrap,
+                app_id=self.name,  # names the repartition topic, as FUNNEL_APP_ID below
                 topic_partitions=self.partitions,
                 events_topic=self.events_topic,
                 dlq_topic=self.dlq_topic,

@@ -6,7 +6,6 @@ the test itself generated; the workers' answer is read back from their ClickHous
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from tests.integration.exactness import (
     prepare,
     simulate,
     stored_answer,
+    two_workers_until_final,
 )
 from tests.integration.pipeline import WorkerProcess, query
 
@@ -62,47 +62,5 @@ def test_two_workers_splitting_partitions_equal_the_reference(
     expected, last_event_ms = expected_answer(messages)
     config = prepare(broker, unique_topic("pair"), tmp_path, messages)
 
-    workers = [WorkerProcess(config, tmp_path / f"worker-{i}") for i in range(2)]
-    try:
-        bound = final_bound_s(last_event_ms)
-        # Each worker ends up owning some partitions; together they must cover all four.
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            marks = {}
-            for w in workers:
-                for (name, labels), value in w.metrics().items():
-                    if name == "funnel_watermark_seconds":
-                        marks[dict(labels)["partition"]] = value
-            if len(marks) == 4 and min(marks.values()) >= bound:
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("partitions not final:\n" + "\n".join(w.log_tail() for w in workers))
-        owned = [
-            sum(1 for (n, _) in w.metrics() if n == "funnel_watermark_seconds") for w in workers
-        ]
-        assert all(count > 0 for count in owned), f"one worker owned nothing: {owned}"
-    finally:
-        for w in workers:
-            assert w.stop() == 0, w.log_tail()
-
-    assert_same(stored_answer([w.data_dir for w in workers]), expected)
-
-
-def test_unkeyed_events_are_repartitioned_by_session(
-    broker: EmbeddedBroker, unique_topic: Callable[[str], str], tmp_path: Path
-) -> None:
-    messages, _ = simulate(seed=13, count=4_000)
-    # A producer that forgot the key on every third message.
-    unkeyed = [m._replace(key=None) if i % 3 == 0 else m for i, m in enumerate(messages)]
-    expected, last_event_ms = expected_answer(unkeyed)
-    config = prepare(broker, unique_topic("unkeyed"), tmp_path, unkeyed)
-    worker = WorkerProcess(config, tmp_path / "worker")
-    try:
-        worker.wait_until(finalised(worker, 4, final_bound_s(last_event_ms)), timeout=300,
-                          what="all partitions final")  # fmt: skip
-        rekeyed = sum(1 for i, m in enumerate(unkeyed) if m.valid and m.key is None)
-        assert worker.total("funnel_events_consumed_total", outcome="repartitioned") == rekeyed
-    finally:
-        assert worker.stop() == 0, worker.log_tail()
-    assert_same(stored_answer([worker.data_dir]), expected)
+    data_dirs = two_workers_until_final(config, last_event_ms)
+    assert_same(stored_answer(data_dirs), expected)

@@ -106,6 +106,21 @@ def _lag_and_processing() -> Row:
                 (PromQL("sum by (partition) (funnel_open_sessions)", "{{partition}}"),),
             ),
             Panel(
+                "Repartitioned events",
+                "Events read outside their session's partition (no key, or a key other than "
+                "the session) and forwarded through the repartition topic, per second; "
+                "correctly keyed producers keep this at zero.",
+                "timeseries",
+                (PromQL(f"sum by (key) (rate(funnel_repartitioned_total{_RATE}))", "key {{key}}"),),
+                unit="ops",
+            ),
+            Panel(
+                "Repartition topic lag",
+                "Forwards and progress markers not yet read back, per partition.",
+                "timeseries",
+                (PromQL("sum by (partition) (funnel_repartition_lag_messages)", "{{partition}}"),),
+            ),
+            Panel(
                 "State writes",
                 "Session-state writes per second to the changelogged table.",
                 "timeseries",

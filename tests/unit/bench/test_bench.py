@@ -5,6 +5,7 @@ No timings here: figures come from `python -m streams.bench`, never from a timed
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -184,8 +185,15 @@ def test_markdown_row_has_every_column_of_the_header() -> None:
     assert row.count("|") == header.count("|")
     assert row == (
         "| 2026-11-24 10:15 | abc1234 | 2 x AMD EPYC, 24 GiB | 100,000 | 100,000 | 50,000 "
-        "| 25,000 | — | 5,000 (0.050x) | 1.20 / 1.50 / 3.00 @ 5,000/s | 800 B; 900 B |\n"
+        "| 25,000 | — | 5,000 (0.050x) | — | 1.20 / 1.50 / 3.00 @ 5,000/s | 800 B; 900 B |\n"
     )
+
+
+def test_markdown_row_gives_the_mixed_key_worker_beside_the_keyed_one() -> None:
+    keyed = _results()
+    mixed = Part("mixed", "mixed", (Run(100_000, 25.0),))  # 4,000 ev/s against 5,000
+    row = markdown_row(dataclasses.replace(keyed, parts=(*keyed.parts, mixed)))
+    assert "| 5,000 (0.050x) | 4,000 (0.80x) |" in row
 
 
 def test_markdown_row_says_timed_out_and_not_visible() -> None:
@@ -242,7 +250,7 @@ def test_unmeasured_parts_are_not_judged() -> None:
         memory=(),
     )
     assert {t.met for t in targets(empty)} == {None}
-    assert markdown_row(empty).count("—") == 10  # the event count too: no part read the topic
+    assert markdown_row(empty).count("—") == 11  # the event count too: no part read the topic
 
 
 # --- output file -----------------------------------------------------------------------------
@@ -302,3 +310,11 @@ def test_bad_options_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         parse_options(argv)
     assert exit_info.value.code == 2
+
+
+def test_summary_gives_the_cpu_cost_of_unkeyed_traffic() -> None:
+    keyed = Part("worker", "worker", (Run(100_000, 20.0, extra={"cpu_us_per_event": 400.0}),))
+    mixed = Part("mixed", "mixed", (Run(100_000, 25.0, extra={"cpu_us_per_event": 500.0}),))
+    results = dataclasses.replace(_results(), parts=(keyed, mixed))
+    assert "  30 % unkeyed / keyed: 1.25x CPU per event" in summary_lines(results)
+    assert orjson.loads(to_json(results))["mixed_cpu_over_keyed"] == 1.25

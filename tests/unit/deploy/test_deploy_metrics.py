@@ -21,6 +21,7 @@ from streams.funnel.conversion import RollingConversion
 from streams.funnel.facts import CartStatus, Stage
 from streams.worker.funnel_metrics import FunnelMetrics, SiteLabels, _window_label
 from streams.worker.ingest_metrics import Metrics
+from streams.worker.repartition import RepartitionMetrics
 
 ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "funnel.rules.yml"
@@ -36,6 +37,7 @@ def exported() -> set[str]:
     Metrics.create(registry)
     FunnelMetrics.create(registry, sites=SiteLabels(1), lateness_ms=0)
     SinkMetrics.create(registry)
+    RepartitionMetrics.create(registry)
     names = set()
     for family in registry.collect():
         match family.type:

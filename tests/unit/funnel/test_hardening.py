@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from streams.funnel.codec import decode_state, encode_state
 from streams.funnel.facts import CartChanged, CartStatus, Fact, StageReached
-from streams.funnel.partition import Outcome, PartitionFunnel, is_future
+from streams.funnel.partition import Outcome, PartitionFunnel
 from streams.funnel.rules import SessionLimits
 from streams.funnel.store import session_key
+from streams.funnel.watermark import is_future
 from tests.unit.funnel.builders import (
     ADD,
     BUY,
@@ -31,13 +32,13 @@ def test_a_fast_producer_clock_does_not_move_the_watermark() -> None:
     funnel = PartitionFunnel(DictStore(), RULES)
     funnel.process_batch([(ev(ADD, T0 - 60_000, session_id="honest"), T0)])
     fast = ev(PV, T0 + 23 * HOUR_MS, session_id="fast")
-    assert is_future(fast, T0, RULES)
+    assert is_future(fast.occurred_at_ms, T0, RULES)
     result = funnel.process_batch([(fast, T0)])
     assert result.outcomes == (Outcome.ACCEPTED,)
     assert result.watermark_ms == T0 - 60_000  # unmoved
     assert result.facts == ()  # no cart abandoned by one wrong clock
     honest = ev(BUY, T0 + 1_000, session_id="honest", order_id="o1")
-    assert not is_future(honest, T0 + 1_000, RULES)
+    assert not is_future(honest.occurred_at_ms, T0 + 1_000, RULES)
     assert funnel.process_batch([(honest, T0 + 1_000)]).outcomes == (Outcome.ACCEPTED,)
     facts = flush(funnel, T0 + 30 * DAY_MS)
     # The future event still counts, at its own time.
@@ -74,8 +75,8 @@ def test_a_reused_session_id_is_two_sessions_whether_or_not_a_tick_came_between(
 def test_an_event_of_the_closed_session_is_late_for_the_new_one() -> None:
     funnel = PartitionFunnel(DictStore(), RULES)
     revisit = T0 + 48 * HOUR_MS
-    # The revisit's Kafka timestamp is its own, but the worker consumed it before the old event.
-    funnel.process_batch([(ev(PV, T0), T0), (ev(PV, revisit), T0)])
+    # The revisit is read before a straggler of the first session (a day after it).
+    funnel.process_batch([(ev(PV, T0), T0), (ev(PV, revisit), revisit)])
     result = funnel.process_batch([(ev(PV, T0 + HOUR_MS), T0 + HOUR_MS)])
     assert result.outcomes == (Outcome.LATE,)
 

@@ -12,12 +12,15 @@ from prometheus_client import CollectorRegistry
 from schemas.event import Event
 from streams.funnel.rules import FunnelRules, SessionLimits
 from streams.worker.funnel_metrics import FunnelMetrics, SiteLabels
-from streams.worker.ingest import Accepted, RawMessage
-from streams.worker.processor import FunnelProcessor
+from streams.worker.ingest import Accepted, PartitionBatch, RawMessage
+from streams.worker.processor import FunnelProcessor, Topics
+from streams.worker.repartition import Repartitioner, RepartitionMetrics
 
 Journal = list[tuple[Any, ...]]
 EVENTS = "events"
+REPARTITION = "repartition"
 ABANDONED = "abandoned"
+PARTITIONS = 2
 
 
 class RecordingSink:
@@ -44,10 +47,12 @@ class RecordingPublisher:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self.sent: list[tuple[str, bytes | None, bytes | None, int | None]] = []
+        self.headers: list[list[tuple[str, bytes]]] = []  # per record in `sent`
 
     async def send(self, topic: str, **record: Any) -> None:
         self.journal.append(("send", topic))
         self.sent.append((topic, record["key"], record["value"], record.get("partition")))
+        self.headers.append(record.get("headers") or [])
 
     async def delivered(self) -> None:
         self.journal.append(("delivered",))
@@ -56,6 +61,11 @@ class RecordingPublisher:
 def sessions_table(app_id: str = "unit") -> faust.types.TableT[Any, Any]:
     app = faust.App(app_id, store="memory://", autodiscover=False, web_enabled=False)
     return app.Table("funnel-sessions", key_type=bytes, value_type=bytes)
+
+
+def batch_of(events: Sequence[Accepted], last_offset: int) -> PartitionBatch:
+    """A partition's share of a batch read from the events topic only."""
+    return PartitionBatch(events, {EVENTS: last_offset})
 
 
 def accepted(event: Event, partition: int, offset: int) -> Accepted:
@@ -67,13 +77,13 @@ def accepted(event: Event, partition: int, offset: int) -> Accepted:
 class Rig:
     """A `FunnelProcessor` over a real Faust table, with switchable ownership and clock."""
 
-    def __init__(self, rules: FunnelRules, now_ms: int) -> None:
+    def __init__(self, rules: FunnelRules, now_ms: int, partitions: int = PARTITIONS) -> None:
         self.journal: Journal = []
         self.sink = RecordingSink(self.journal)
         self.publisher = RecordingPublisher(self.journal)
         self.table = sessions_table()
         self.now_ms = now_ms
-        self.owned = {0, 1}
+        self.owned = set(range(partitions))
         self.end_offsets: dict[int, int] = {}
         self.settled = True
         self.processor = FunnelProcessor(
@@ -87,10 +97,25 @@ class Rig:
             clock=lambda: self.now_ms,
             publisher=self.publisher,  # type: ignore[arg-type]
             abandoned_topic=ABANDONED,
+            repartitioner=Repartitioner(
+                publisher=self.publisher,  # type: ignore[arg-type]
+                topic=REPARTITION,
+                partitions=partitions,
+                metrics=RepartitionMetrics.create(CollectorRegistry()),
+            ),
+            topics=Topics(EVENTS, REPARTITION, partitions),
             owns=lambda partition: partition in self.owned,
-            end_offset=lambda partition: self.end_offsets.get(partition, 0),
+            assigned=lambda: sorted(self.owned),
+            end_offset=self.end_offset,
+            fetch_position=self.fetch_position,
             settled=lambda: self.settled,
         )
+
+    def end_offset(self, topic: str, partition: int) -> int:
+        return self.end_offsets.get(partition, 0) if topic == EVENTS else 0
+
+    async def fetch_position(self, topic: str, partition: int) -> int | None:
+        return 0  # nothing read yet: at the start of each partition
 
     @property
     def changelog(self) -> str:

@@ -19,6 +19,7 @@ from streams.worker.dead_letters import (
 )
 from streams.worker.ingest import Ingestion, PartitionBatch, RawMessage
 from streams.worker.ingest_metrics import Metrics
+from streams.worker.repartition import LATE_HEADER, MARKER_HEADER
 from tests.unit.worker.fakes import RecordingPublisher
 
 NOW_MS = int(datetime(2026, 11, 24, 12, tzinfo=UTC).timestamp() * 1000)
@@ -52,11 +53,20 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[int, list[str], int]] = []
         self.dead: list[tuple[int, str]] = []
+        self.forwarded: list[tuple[str, bool]] = []
+        self.markers: list[tuple[int, int]] = []
 
     async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[Outcome]]:
-        for partition, (accepted, last_offset) in batch.items():
-            self.calls.append((partition, [a.event.event_id for a in accepted], last_offset))
-        return {p: [Outcome.ACCEPTED] * len(accepted) for p, (accepted, _) in batch.items()}
+        for partition, part in batch.items():
+            self.calls.append(
+                (partition, [a.event.event_id for a in part.accepted], part.last_offsets["events"])
+            )
+            self.forwarded += [(a.event.event_id, late) for a, late in part.forwarded]
+            self.markers += part.markers
+        return {
+            p: [Outcome.ACCEPTED] * (len(part.accepted) + len(part.forwarded))
+            for p, part in batch.items()
+        }
 
     def record_dead_letter(self, message: RawMessage, letter: object, rejection: Rejection) -> None:
         self.dead.append((message.offset, rejection.code))
@@ -77,40 +87,34 @@ def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
     deliveries = RecordingPublisher([])
     ingestion = Ingestion(
         limits=DecodeLimits(), metrics=Metrics.create(registry), processor=recorder,
-        publisher=deliveries, events_topic="events", dlq_topic="dlq", clock=lambda: NOW_MS,
+        publisher=deliveries, repartition_topic="rp", dlq_topic="dlq", clock=lambda: NOW_MS,
     )  # fmt: skip
     batch = [
         message(0, 10, event_json("a")),
         message(1, 5, b"not json"),
         message(0, 11, event_json("b")),
         message(1, 6, b"[]"),
-        RawMessage("events", 1, 7, NOW_MS, None, event_json("c")),
+        RawMessage("rp", 1, 3, NOW_MS, b"s", event_json("c"), ((LATE_HEADER, b"1"),)),
+        RawMessage("rp", 1, 4, NOW_MS, None, b"", ((MARKER_HEADER, b"2:1234"),)),
+        RawMessage("rp", 0, 8, NOW_MS, b"s", event_json("d")),
     ]
     asyncio.run(ingestion.handle(batch))
     # Partition 1 had only rejections and is still handed over, with its last offset.
-    assert recorder.calls == [(0, ["a", "b"], 11), (1, [], 7)]
-    # Rejections go to the dead-letter topic (their bytes, their key) and reach the processor;
-    # the unkeyed event goes round again, keyed by its session, and is not processed here.
-    assert deliveries.sent == [
-        ("dlq", b"s", b"not json", None),
-        ("dlq", b"s", b"[]", None),
-        ("events", b"s", event_json("c"), None),
-    ]
+    assert recorder.calls == [(0, ["a", "b"], 11), (1, [], 6)]
+    # Forwards keep their source's lateness verdict; markers are not events.
+    assert recorder.forwarded == [("d", False), ("c", True)]
+    assert recorder.markers == [(2, 1234)]
+    # Rejections go to the dead-letter topic (their bytes, their key) and reach the processor.
+    assert deliveries.sent == [("dlq", b"s", b"not json", None), ("dlq", b"s", b"[]", None)]
     assert recorder.dead == [(5, "not_json"), (6, "not_object")]
     assert deliveries.journal.count(("delivered",)) == 1
     value = registry.get_sample_value
     assert (
         value("funnel_events_consumed_total", {"event_type": "page_view", "outcome": "accepted"})
-        == 2
+        == 4
     )
     assert (
         value("funnel_events_consumed_total", {"event_type": "unknown", "outcome": "invalid"}) == 2
     )
     assert value("funnel_events_invalid_total", {"reason": "not_json"}) == 1
     assert value("funnel_dead_lettered_total") == 2
-    assert (
-        value(
-            "funnel_events_consumed_total", {"event_type": "page_view", "outcome": "repartitioned"}
-        )
-        == 1
-    )

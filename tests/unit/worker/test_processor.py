@@ -10,8 +10,9 @@ import pytest
 from sinks.tables import COLUMNS
 from streams.funnel.partition import Outcome
 from streams.funnel.rules import FunnelRules
+from streams.worker.repartition import LATE_HEADER
 from tests.unit.funnel.builders import ADD, PV, T0, ev
-from tests.unit.worker.fakes import ABANDONED, Rig, accepted
+from tests.unit.worker.fakes import ABANDONED, REPARTITION, Rig, accepted, batch_of
 
 RULES = FunnelRules()
 
@@ -20,8 +21,8 @@ def test_a_revoked_partitions_events_are_neither_processed_nor_stored() -> None:
     rig = Rig(RULES, now_ms=T0)
     rig.owned = {0}
     batch = {
-        0: ([accepted(ev(PV, T0, session_id="a"), 0, 10)], 10),
-        1: ([accepted(ev(PV, T0, session_id="b"), 1, 20)], 20),
+        0: batch_of([accepted(ev(PV, T0, session_id="a"), 0, 10)], 10),
+        1: batch_of([accepted(ev(PV, T0, session_id="b"), 1, 20)], 20),
     }
     outcomes = asyncio.run(rig.processor.process(batch))
     assert outcomes == {0: [Outcome.ACCEPTED], 1: [Outcome.REVOKED]}
@@ -29,12 +30,13 @@ def test_a_revoked_partitions_events_are_neither_processed_nor_stored() -> None:
     session = COLUMNS["events_raw"].index("session_id")
     assert [row[session] for row in rig.sink.rows["events_raw"]] == ["a"]
     assert {key.split(b"|")[0] for key in rig.table.data} == {b"0"}
-    assert {partition for _, _, _, partition in rig.publisher.sent} == {0}
+    changelog = {p for topic, _, _, p in rig.publisher.sent if topic == rig.changelog}
+    assert changelog == {0}
 
 
 def test_revoke_forgets_the_partitions_state_and_keeps_the_others() -> None:
     rig = Rig(RULES, now_ms=T0)
-    batch = {p: ([accepted(ev(PV, T0, session_id=f"s{p}"), p, 1)], 1) for p in (0, 1)}
+    batch = {p: batch_of([accepted(ev(PV, T0, session_id=f"s{p}"), p, 1)], 1) for p in (0, 1)}
     asyncio.run(rig.processor.process(batch))
     assert {key.split(b"|")[0] for key in rig.table.data} == {b"0", b"1"}
     asyncio.run(rig.processor.revoke({1}))
@@ -42,10 +44,11 @@ def test_revoke_forgets_the_partitions_state_and_keeps_the_others() -> None:
 
 
 def abandoned_cart_rig() -> Rig:
-    """Partition 0 holds an open cart, its events all read (position 6 == end offset 6)."""
-    rig = Rig(RULES, now_ms=T0)
+    """Partition 0 holds an open cart, its events all read (position 6 == end offset 6). One
+    partition: no other source's progress holds it back."""
+    rig = Rig(RULES, now_ms=T0, partitions=1)
     rig.end_offsets[0] = 6
-    asyncio.run(rig.processor.process({0: ([accepted(ev(ADD, T0), 0, 5)], 5)}))
+    asyncio.run(rig.processor.process({0: batch_of([accepted(ev(ADD, T0), 0, 5)], 5)}))
     rig.journal.clear()
     return rig
 
@@ -90,8 +93,9 @@ def test_tick_leaves_a_partition_with_a_backlog_to_event_time() -> None:
 
 def test_the_sink_is_flushed_before_any_state_is_written() -> None:
     rig = Rig(RULES, now_ms=T0)
-    events = [accepted(ev(PV, T0 + i, session_id=f"s{i}"), 0, i) for i in range(3)]
-    asyncio.run(rig.processor.process({0: (events, 2)}))
+    # Sessions of partition 0 (of 2): processed in place, nothing forwarded.
+    events = [accepted(ev(PV, T0 + i, session_id=s), 0, i) for i, s in enumerate(["a", "b", "x"])]
+    asyncio.run(rig.processor.process({0: batch_of(events, 2)}))
     flushed = rig.journal.index(("flush",))
     changelog = [i for i, entry in enumerate(rig.journal) if entry == ("send", rig.changelog)]
     assert changelog, "state was written"
@@ -103,6 +107,34 @@ def test_a_failed_flush_leaves_the_table_and_its_changelog_untouched() -> None:
     rig = Rig(RULES, now_ms=T0)
     rig.sink.fail_flush = True
     with pytest.raises(RuntimeError, match="ClickHouse is down"):
-        asyncio.run(rig.processor.process({0: ([accepted(ev(PV, T0), 0, 1)], 1)}))
+        asyncio.run(rig.processor.process({0: batch_of([accepted(ev(PV, T0), 0, 1)], 1)}))
     assert dict(rig.table.data) == {}
     assert ("send", rig.changelog) not in rig.journal
+
+
+def test_a_forward_goes_to_its_sessions_partition_before_the_marker_behind_it() -> None:
+    rig = Rig(RULES, now_ms=T0)
+    # Read in partition 1, session "a" lives in partition 0 (of 2); "s1" lives in 1.
+    late = accepted(ev(PV, T0 - RULES.lateness_ms - 1, session_id="a"), 1, 3)
+    events = [
+        accepted(ev(PV, T0, session_id="s1"), 1, 1),
+        accepted(ev(PV, T0, session_id="a"), 1, 2),
+        late,
+    ]
+    outcomes = asyncio.run(rig.processor.process({1: batch_of(events, 3)}))
+    assert outcomes == {1: [Outcome.ACCEPTED, Outcome.REPARTITIONED, Outcome.REPARTITIONED]}
+    forwards = [
+        (key, partition, (LATE_HEADER, b"1") in headers)
+        for (topic, key, value, partition), headers in zip(
+            rig.publisher.sent, rig.publisher.headers, strict=True
+        )
+        if topic == REPARTITION and value
+    ]
+    # The second is late in its source partition's own order, and says so.
+    assert forwards == [(b"a", 0, False), (b"a", 0, True)]
+    # The forwards are on the broker before the marker (empty value) that covers them.
+    journal = [e for e in rig.journal if e in {("send", REPARTITION), ("delivered",)}]
+    assert journal[:4] == [("send", REPARTITION), ("send", REPARTITION), ("delivered",),
+                           ("send", REPARTITION)]  # fmt: skip
+    marker = [r for r in rig.publisher.sent if r[0] == REPARTITION and not r[2]]
+    assert [partition for *_, partition in marker] == [0]
