@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -12,6 +12,7 @@ from streams.kafka.config import faust_credentials
 from streams.settings import Settings
 from streams.settings_adapters import decode_limits
 from streams.worker.dead_letters import DeadLetter
+from streams.worker.faust_batches import Record, install_batch_consumer
 from streams.worker.ingest import Clock, Ingestion, Processor, RawMessage
 from streams.worker.ingest_metrics import Metrics
 from streams.worker.publisher import Publisher
@@ -43,10 +44,9 @@ def create_app(
         table_standby_replicas=0,
         web_enabled=False,
         autodiscover=False,
+        # One fetch is one processing batch (one sink insert, one state commit per session).
+        broker_max_poll_records=settings.batch_max,
         **(faust_overrides or {}),
-    )
-    events = app.topic(
-        settings.events_topic, key_serializer="raw", value_serializer="raw", internal=False
     )
     publisher = Publisher(app)
     processor = build_processor(app, publisher)
@@ -70,27 +70,21 @@ def create_app(
         clock=clock,
     )
 
-    async def ingest(stream: faust.StreamT[bytes]) -> None:
-        # take_events exists on Stream but faust's StreamT interface does not declare it.
-        batches = stream.take_events(  # type: ignore[attr-defined]
-            settings.batch_max, within=settings.batch_within_s
-        )
-        async for batch in batches:
-            with metrics.batch_seconds.time():
-                await ingestion.handle([_raw(event) for event in batch])
+    async def ingest(records: Sequence[Record]) -> None:
+        with metrics.batch_seconds.time():
+            await ingestion.handle([_raw(record) for record in records])
 
-    app.agent(events, name="funnel-ingest")(ingest)
+    install_batch_consumer(app, settings.events_topic, ingest)
     return app
 
 
-def _raw(event: faust.EventT[bytes]) -> RawMessage:
-    message = event.message
+def _raw(record: Record) -> RawMessage:
     return RawMessage(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=int(message.timestamp * 1000),
-        key=message.key,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp,
+        key=record.key,
         # A tombstone (no value) is bad input like any other: it fails as "not JSON".
-        value=message.value or b"",
+        value=record.value or b"",
     )
