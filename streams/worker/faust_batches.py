@@ -67,6 +67,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
         super().__init__(transport, *args, **kwargs)
         self._route = transport.batch_route
         self._fetch_lock = asyncio.Lock()
+        # Clear while a batch is being handled. Revocation waits on this, never on the fetch
+        # lock: a seek holding that lock can wait on the very rebalance being revoked.
+        self._not_handling = asyncio.Event()
+        self._not_handling.set()
         # Next offset to commit per partition of the topic: last handled + 1.
         self._handled: dict[TP, int] = {}
 
@@ -94,17 +98,28 @@ class BatchConsumer(faust_aiokafka.Consumer):
             return {tp: batch for tp, batch in records.items() if tp.topic != topic}, active
 
     async def _handle(self, batches: dict[TP, list[Record]]) -> None:
+        # Cleared in the same step as the flow check before it: once a rebalance has stopped
+        # the flow, no new batch starts, and revocation only has to wait for this one.
+        self._not_handling.clear()
+        # Shielded: shutdown stops the fetcher task, which must not cut a batch in half;
+        # wait_empty then waits for the batch and commits it.
+        await asyncio.shield(self._handle_whole(batches))
+
+    async def _handle_whole(self, batches: dict[TP, list[Record]]) -> None:
         try:
             await self._route.handler([record for batch in batches.values() for record in batch])
         except Exception as exc:
             # Nothing of this fetch is committed; the worker stops and a restart replays it.
             await self.crash(exc)
             raise
-        now = monotonic()
-        for tp, batch in batches.items():
-            self._handled[tp] = batch[-1].offset + 1
-            # Faust's stall detector reads this; its streams no longer set it for the topic.
-            self.app.monitor.stream_inbound_time[tp] = now
+        else:
+            now = monotonic()
+            for tp, batch in batches.items():
+                self._handled[tp] = batch[-1].offset + 1
+                # Faust's stall detector reads this; no stream sets it for the topic now.
+                self.app.monitor.stream_inbound_time[tp] = now
+        finally:
+            self._not_handling.set()
 
     def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
         yield from super()._filter_tps_with_pending_acks(topics)
@@ -127,10 +142,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
             await super().seek(partition, offset)
 
     async def wait_empty(self) -> None:
-        # Revocation and shutdown: the fetch in hand is handled (or dropped) before Faust's
-        # final commit, which then includes it.
-        async with self._fetch_lock:
-            pass
+        # Revocation and shutdown: the batch in hand is handled before Faust's final commit,
+        # which then includes it; anything fetched after the flow stopped is dropped.
+        await self._not_handling.wait()
         await super().wait_empty()
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
