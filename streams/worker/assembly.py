@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +13,7 @@ from sinks.batch import BatchSink
 from streams.settings import Settings
 from streams.settings_adapters import funnel_rules
 from streams.worker.app import create_app
+from streams.worker.faust_batches import read_position
 from streams.worker.funnel_metrics import FunnelMetrics
 from streams.worker.ingest import Clock
 from streams.worker.ingest_metrics import Metrics
@@ -23,11 +23,13 @@ from streams.worker.publisher import Publisher
 SESSIONS_TABLE = "funnel-sessions"
 
 
-def end_offset(app: faust.App, tp: TP) -> int:
-    """The fetcher's high watermark (Fetch responses carry it, on every broker); unknown is
-    treated as "more to read", so an idle tick never runs ahead of data not yet fetched."""
+def caught_up(app: faust.App, tp: TP) -> bool:
+    """Nothing left to read: the fetcher's high watermark (Fetch responses carry it, on every
+    broker) is at the next offset to read. An unknown one counts as "more to read", so an idle
+    tick never runs ahead of data not yet fetched."""
     highwater: int | None = app.consumer.highwater(tp)
-    return sys.maxsize if highwater is None else highwater
+    position = read_position(app.consumer, tp)
+    return highwater is not None and position is not None and highwater <= position
 
 
 def build_worker_app(
@@ -57,7 +59,12 @@ def build_worker_app(
             owns=lambda partition: (
                 TP(settings.events_topic, partition) in app.consumer.assignment()
             ),
-            end_offset=lambda partition: end_offset(app, TP(settings.events_topic, partition)),
+            assigned=lambda: sorted(
+                tp.partition
+                for tp in app.consumer.assignment()
+                if tp.topic == settings.events_topic
+            ),
+            caught_up=lambda partition: caught_up(app, TP(settings.events_topic, partition)),
             settled=lambda: not (app.rebalancing or app.in_recovery),
         )
         app.timer(interval=1.0, name="funnel-idle-tick")(processor.tick)

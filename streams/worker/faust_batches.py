@@ -95,6 +95,12 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 and generation == self.app.consumer_generation_id
             ):
                 await self._handle(ours)
+            else:
+                self.log.info(
+                    "Dropped %d records fetched as a rebalance began; they are read again "
+                    "from the committed offsets",
+                    sum(len(batch) for batch in ours.values()),
+                )
             return {tp: batch for tp, batch in records.items() if tp.topic != topic}, active
 
     async def _handle(self, batches: dict[TP, list[Record]]) -> None:
@@ -151,6 +157,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
         await super().on_partitions_revoked(revoked)
         for tp in revoked:
             self._handled.pop(tp, None)
+
+
+def read_position(consumer: Any, tp: TP) -> int | None:
+    """Next offset of `tp` the worker will read: after the last handled record, or where the
+    partition was sought to on assignment (its committed offset); None when not known."""
+    if not isinstance(consumer, BatchConsumer):
+        return None
+    return consumer._handled.get(tp, consumer._committed_offset.get(tp))
 
 
 class BatchTransport(faust_aiokafka.Transport):

@@ -43,7 +43,8 @@ class FunnelProcessor:
         publisher: Publisher,
         abandoned_topic: str,
         owns: Callable[[int], bool],
-        end_offset: Callable[[int], int],
+        assigned: Callable[[], Iterable[int]],
+        caught_up: Callable[[int], bool],
         settled: Callable[[], bool],
     ) -> None:
         self._table = table
@@ -54,9 +55,9 @@ class FunnelProcessor:
         self._publisher = publisher
         self._abandoned_topic = abandoned_topic
         self._owns = owns
-        self._end_offset = end_offset
+        self._assigned = assigned
+        self._caught_up = caught_up
         self._settled = settled
-        self._positions: dict[int, int] = {}
         self._partitions: dict[int, tuple[PartitionFunnel, StagedTableStore]] = {}
         # The agent and the idle timer both drive funnels; one at a time, whole batches.
         self._lock = asyncio.Lock()
@@ -65,13 +66,12 @@ class FunnelProcessor:
         async with self._lock:
             outcomes: dict[int, list[str]] = {}
             results: list[tuple[int, BatchResult]] = []
-            for partition, (accepted, last_offset) in batch.items():
+            for partition, (accepted, _) in batch.items():
                 if not self._owns(partition):
                     # Taken before a rebalance moved the partition: its new owner replays these
                     # from the committed offset, so touching them here would corrupt state.
                     outcomes[partition] = [REVOKED] * len(accepted)
                     continue
-                self._positions[partition] = last_offset + 1
                 funnel, _ = self._partition(partition)
                 result = funnel.process_batch([(a.event, a.message.timestamp_ms) for a in accepted])
                 for item, outcome in zip(accepted, result.outcomes, strict=True):
@@ -93,7 +93,8 @@ class FunnelProcessor:
         """Advance idle partitions' watermarks from the wall clock (finalises, abandons carts).
 
         Only partitions with nothing left to read count as idle: a backlog after an outage must
-        be replayed in event time, not overtaken by the wall clock.
+        be replayed in event time, not overtaken by the wall clock. Every owned partition counts,
+        also one taken over with nothing left to read: its sessions must still be finalised.
         """
         async with self._lock:
             if not self._settled():
@@ -102,9 +103,9 @@ class FunnelProcessor:
             now_ms = self._clock()
             await self._complete(
                 [
-                    (partition, funnel.tick(now_ms))
-                    for partition, (funnel, _) in self._partitions.items()
-                    if self._end_offset(partition) <= self._positions.get(partition, 0)
+                    (partition, self._partition(partition)[0].tick(now_ms))
+                    for partition in self._assigned()
+                    if self._caught_up(partition)
                 ]
             )
             await self._publisher.delivered()
@@ -113,7 +114,6 @@ class FunnelProcessor:
         async with self._lock:
             for partition in partitions:
                 entry = self._partitions.pop(partition, None)
-                self._positions.pop(partition, None)
                 if entry is not None:
                     entry[1].discard()
                     self._metrics.forget_partition(partition)

@@ -104,6 +104,8 @@ def test_workers_joining_leaving_and_killed_handle_every_offset(
     messages, _ = simulate(seed=21, count=TOTAL)
     expected, last_event_ms = expected_answer(messages)
     config: PipelineConfig = prepare(broker, unique_topic("moves"), tmp_path, messages)
+    # Faust's own account of each rebalance and recovery, for whoever reads a failure.
+    config.extra_env["FUNNEL_LOG_LEVEL"] = "INFO"
     progress = Progress()
     live: list[WorkerProcess] = []
 
