@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-PARTS = ("baseline", "decode", "engine", "faust", "worker", "latency", "memory")
+PARTS = ("baseline", "decode", "engine", "faust", "worker", "workers2", "latency", "memory")
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from streams.local.embedded_broker import EmbeddedBroker
 from streams.sim.generator import SimulatedMessage
 
 TOPIC = "bench.events"
-THROUGHPUT_PARTS = frozenset({"baseline", "decode", "engine", "faust", "worker"})
+THROUGHPUT_PARTS = frozenset({"baseline", "decode", "engine", "faust", "worker", "workers2"})
 _REPO = Path(__file__).resolve().parents[2]
 _TITLES = {
     "baseline": "aiokafka getmany + orjson.loads (baseline)",
@@ -42,6 +42,7 @@ _TITLES = {
     "engine": "funnel engine alone (PartitionFunnel, decoded events)",
     "faust": "Faust ceiling (take_events, nothing else)",
     "worker": "funnel worker, everything on",
+    "workers2": "two funnel workers in one group (2 cores, shared with the broker)",
 }
 
 
@@ -89,7 +90,7 @@ class _Runner:
             lambda _: asyncio.run(baseline_run(bootstrap, TOPIC, o.partitions, n, limit)),
         )
         self.timed("decode", lambda _: time_decoder(messages, _now_ms()))
-        expected = self.engine(messages) if self.wanted & {"engine", "worker"} else None
+        expected = self.engine(messages) if self.wanted & {"engine", "worker", "workers2"} else None
         self.timed(
             "faust",
             lambda i: ceiling_run(
@@ -102,6 +103,7 @@ class _Runner:
             start = dataset.throughput_config(n, now=now, seed=o.seed).start
             span = (start - timedelta(days=1), datetime.now(UTC) + timedelta(days=1))
             self.timed("worker", lambda i: self.worker(bootstrap, expected, n, span, i))
+            self.timed("workers2", lambda i: self.worker(bootstrap, expected, n, span, i, 2))
 
     def engine(self, messages: Sequence[SimulatedMessage]) -> Expected:
         """Time the engine (when asked for) and keep its counts: the worker's reference."""
@@ -121,14 +123,20 @@ class _Runner:
         return expected[0]
 
     def worker(
-        self, bootstrap: str, expected: Expected, n: int, span: tuple[datetime, datetime], i: int
+        self,
+        bootstrap: str,
+        expected: Expected,
+        n: int,
+        span: tuple[datetime, datetime],
+        i: int,
+        workers: int = 1,
     ) -> Run:
-        data_dir = self.work / f"worker-{i}"
+        data_dir = self.work / f"worker{workers}-{i}"
         try:
             return worker_run(
                 bootstrap=bootstrap, topic=TOPIC, partitions=self.options.partitions,
-                expected=expected, events=n, app_id=f"bench-worker-{i}", data_dir=data_dir,
-                report_range=span,
+                expected=expected, events=n, app_id=f"bench-worker{workers}-{i}",
+                data_dir=data_dir, report_range=span, workers=workers,
             )  # fmt: skip
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
