@@ -59,7 +59,7 @@ class FunnelProcessor:
         self._caught_up = caught_up
         self._settled = settled
         self._partitions: dict[int, tuple[PartitionFunnel, StagedTableStore]] = {}
-        # The agent and the idle timer both drive funnels; one at a time, whole batches.
+        # The batch handler and the idle timer both drive funnels; one at a time, whole batches.
         self._lock = asyncio.Lock()
 
     async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[str]]:
