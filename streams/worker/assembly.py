@@ -75,8 +75,15 @@ def build_worker_app(
                 {tp.partition for tp in revoked if tp.topic == settings.events_topic}
             )
 
+        async def on_assigned(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
+            assigned: set[TP] = args[0]
+            await processor.assigned(
+                {tp.partition for tp in assigned if tp.topic == settings.events_topic}
+            )
+
         # mode's stubs declare a receiver union mypy cannot match an async def against.
         app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
         return processor
 
     return create_app(

@@ -26,7 +26,7 @@ from streams.worker.funnel_metrics import FunnelMetrics
 from streams.worker.ingest import Clock, PartitionBatch, RawMessage
 from streams.worker.publisher import Publisher
 from streams.worker.sink_rows import dead_letter_row, fact_row, raw_event_row
-from streams.worker.table_store import StagedTableStore
+from streams.worker.table_store import StagedTableStore, keep_only
 
 REVOKED = "revoked"
 
@@ -111,12 +111,18 @@ class FunnelProcessor:
             await self._publisher.delivered()
 
     async def revoke(self, partitions: Iterable[int]) -> None:
+        """Drop the revoked partitions' funnels; rebuilt from the table if they come back."""
         async with self._lock:
             for partition in partitions:
                 entry = self._partitions.pop(partition, None)
                 if entry is not None:
                     entry[1].discard()
                     self._metrics.forget_partition(partition)
+
+    async def assigned(self, partitions: Iterable[int]) -> None:
+        """Drop the table keys of partitions no longer owned, once the new assignment is known."""
+        async with self._lock:
+            keep_only(self._table, set(partitions))
 
     def _partition(self, partition: int) -> tuple[PartitionFunnel, StagedTableStore]:
         # Built lazily: Faust has recovered the table before it hands us the first event.
