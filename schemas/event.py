@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 
 class EventType(enum.StrEnum):
@@ -27,6 +28,10 @@ class Item:
     sku: str
     quantity: int
     price: Decimal
+
+    def as_json(self) -> dict[str, Any]:
+        """The contract's form of a cart line: the price as a decimal string, never a float."""
+        return {"sku": self.sku, "quantity": self.quantity, "price": str(self.price)}
 
 
 @dataclass(frozen=True, slots=True)

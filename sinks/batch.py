@@ -78,10 +78,6 @@ class BatchSink:
     def add(self, table: str, row: Sequence[Any]) -> None:
         self._rows[table].append(row)
 
-    @property
-    def pending(self) -> int:
-        return sum(len(rows) for rows in self._rows.values())
-
     async def flush(self) -> None:
         started = time.perf_counter()
         for table in self._rows:
@@ -91,6 +87,13 @@ class BatchSink:
                 await self._insert_with_retry(table, rows)
                 self._metrics.rows_written.labels(table).inc(len(rows))
         self._metrics.flush_seconds.observe(time.perf_counter() - started)
+
+    async def write_now(self, table: str, rows: list[Sequence[Any]]) -> None:
+        """Insert `rows` at once, with the flush's retries but outside its buffers: for a stream
+        that acks on its own (the spend topic), so it never takes another agent's rows."""
+        if rows:
+            await self._insert_with_retry(table, rows)
+            self._metrics.rows_written.labels(table).inc(len(rows))
 
     async def run(self, call: Callable[[Client], Any]) -> Any:
         """Run any client call on the sink's thread (reads share the one connection)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from sinks.errors import translate
+from sinks.errors import SinkError, translate
 
 _MIGRATION_NAME = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 
@@ -42,6 +43,13 @@ def connect(config: ClickHouseConfig, *, create_database: bool = True) -> Client
     """A client, with the database created unless only reading (a read-only user may not).
 
     Failures come out as `SinkError`."""
+    if config.embedded and importlib.util.find_spec("chdb") is None:
+        # chdb is an extra (~180 MB): a production install talks to a ClickHouse server.
+        raise SinkError(
+            f"{config.dsn} needs the embedded engine: pip install 'funnelstream[embedded]', "
+            "or set FUNNEL_CLICKHOUSE_DSN to a ClickHouse server (http://host:8123)",
+            retriable=False,
+        )
     options: dict[str, Any] = {"dsn": config.dsn}
     if not config.embedded:
         options |= {"username": config.user, "password": config.password}

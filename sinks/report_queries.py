@@ -37,6 +37,16 @@ _IN_RANGE = (
 )
 
 
+def check_range(site_id: str, start: datetime, end: datetime) -> None:
+    """A site and a half-open, offset-aware range, or ValueError saying what is wrong."""
+    if not site_id:
+        raise ValueError("site must not be empty")
+    if start.utcoffset() is None or end.utcoffset() is None:
+        raise ValueError("from and to must carry a UTC offset")
+    if start >= end:
+        raise ValueError("from must be before to")
+
+
 @dataclass(frozen=True, slots=True)
 class ReportQuery:
     site_id: str
@@ -45,12 +55,7 @@ class ReportQuery:
     by: str | None = None  # one of BREAKDOWN_DIMENSIONS
 
     def __post_init__(self) -> None:
-        if not self.site_id:
-            raise ValueError("site must not be empty")
-        if self.start.utcoffset() is None or self.end.utcoffset() is None:
-            raise ValueError("from and to must carry a UTC offset")
-        if self.start >= self.end:
-            raise ValueError("from must be before to")
+        check_range(self.site_id, self.start, self.end)
         if self.by is not None and self.by not in BREAKDOWN_DIMENSIONS:
             raise ValueError(f"cannot break down by {self.by!r}; one of {BREAKDOWN_DIMENSIONS}")
 
@@ -69,6 +74,9 @@ class FunnelCounts:
     carts_opened: int
     carts_abandoned: int  # final status abandoned or recovered
     carts_recovered: int
+    viewed_sessions: int = 0  # sessions whose first page view is in the range
+    bounced_sessions: int = 0  # of those: one page view and no other event
+    page_views: int = 0  # distinct page views of those sessions
 
     @property
     def orders(self) -> int:
@@ -134,11 +142,15 @@ def _funnel_counts(
     sessions = _sessions(client, db, key, params)
     sales = _sales(client, db, key, params)
     carts = _carts(client, db, key, params)
+    bounces = _bounces(client, db, key, params)
     return {
         value: FunnelCounts(
-            sessions.get(value, EMPTY.sessions), sales.get(value, ()), *carts.get(value, (0, 0, 0))
+            sessions.get(value, EMPTY.sessions),
+            sales.get(value, ()),
+            *carts.get(value, (0, 0, 0)),
+            *bounces.get(value, (0, 0, 0)),
         )
-        for value in sessions.keys() | sales.keys() | carts.keys()
+        for value in sessions.keys() | sales.keys() | carts.keys() | bounces.keys()
     }
 
 
@@ -195,6 +207,33 @@ def _carts(
         params,
     )
     return {value: (opened, abandoned, recovered) for value, opened, abandoned, recovered in rows}
+
+
+def _bounces(
+    client: Client, db: str, key: str, params: Mapping[str, Any]
+) -> dict[str, tuple[int, int, int]]:
+    """(viewed, bounced, page views) of the sessions whose first page view is in the range.
+
+    From the raw events that counted (not late), so a second event that arrived late but
+    within the lateness bound keeps its session from bouncing; replays collapse on event_id."""
+    views_in_range = (
+        f"SELECT session_id FROM {db}.events_raw WHERE site_id = {{site:String}}"
+        f" AND event_type = 'page_view' AND NOT late AND {_IN_RANGE.format(column='occurred_at')}"
+    )
+    rows = _rows(
+        client,
+        "SELECT key, count(), countIf(events = 1 AND views = 1), sum(views) FROM ("
+        "  SELECT uniqExact(event_id) AS events,"
+        "    uniqExactIf(event_id, event_type = 'page_view') AS views,"
+        "    minIf(occurred_at, event_type = 'page_view') AS first_view,"
+        f"   argMin({key}, occurred_at) AS key"
+        f"  FROM {db}.events_raw WHERE site_id = {{site:String}} AND NOT late"
+        f"    AND session_id IN ({views_in_range})"
+        "  GROUP BY session_id"
+        f") WHERE {_IN_RANGE.format(column='first_view')} GROUP BY key",
+        params,
+    )
+    return {value: (viewed, bounced, views) for value, viewed, bounced, views in rows}
 
 
 def _rows(client: Client, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:

@@ -1,6 +1,14 @@
-"""Column order of each table we insert into; must match sinks/migrations (a test checks)."""
+"""Column order of each table we insert into; must match sinks/migrations (a test checks).
+
+Rows are built by column name and put in this order by `ordered_row`, so a value can only
+land in the column it names (clickhouse-connect inserts with `column_names=`).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from operator import itemgetter
+from typing import Any
 
 DIMENSIONS = ("utm_source", "utm_medium", "utm_campaign", "device", "country", "variant")
 
@@ -26,10 +34,37 @@ DEAD_LETTERS = (
     "message_key", "payload",
 )  # fmt: skip
 
+AD_SPEND = (
+    "site_id", "day", "utm_source", "utm_campaign", "currency", "cost", "clicks", "impressions",
+    "updated_at",
+)  # fmt: skip
+
 COLUMNS: dict[str, tuple[str, ...]] = {
     "events_raw": EVENTS_RAW,
     "stage_entries": STAGE_ENTRIES,
     "orders": ORDERS,
     "carts": CARTS,
     "dead_letters": DEAD_LETTERS,
+    "ad_spend": AD_SPEND,
 }
+
+_GETTERS = {table: itemgetter(*columns) for table, columns in COLUMNS.items()}
+
+
+class RowShapeError(ValueError):
+    """A row names a column its table does not have, or leaves one out."""
+
+
+def ordered_row(table: str, values: Mapping[str, Any]) -> tuple[Any, ...]:
+    """`values` by column name, as a tuple in the table's column order."""
+    columns = COLUMNS[table]
+    # Equal sizes and every column present (itemgetter raises otherwise): no unknown names.
+    try:
+        if len(values) == len(columns):
+            row: tuple[Any, ...] = _GETTERS[table](values)
+            return row
+    except KeyError:
+        pass
+    missing = sorted(set(columns) - values.keys())
+    unknown = sorted(values.keys() - set(columns))
+    raise RowShapeError(f"{table} row: missing columns {missing}, unknown columns {unknown}")

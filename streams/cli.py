@@ -11,18 +11,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+from pydantic import ValidationError
 
 from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery
-from streams.kafka.config import aiokafka_security
+from streams.cli_analytics import add_analytics_commands, instant, print_answer
+from streams.kafka.config import aiokafka_security, install_flavor_workarounds
 from streams.kafka.producer import EventProducer, send_lines
 from streams.local.demo import DemoOptions, run_demo
-from streams.report.client import ReportError, report_output
-from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest, parse_instant
+from streams.report.client import ReportError
+from streams.report.numbers import DEFAULT_MIN_SESSIONS, ReportRequest
 from streams.settings import Settings
 from streams.sim.generator import SimulationConfig
 from streams.sim.incidents import parse_incident
 from streams.sim.sender import run_simulation
-from streams.worker.run import broker_overrides, ensure_topics, run_migrations, run_worker
+from streams.sim.spend import SpendTally
+from streams.worker.run import ensure_topics, run_migrations, run_worker
+from streams.worker.stopped_endpoint import serve_stopped
 
 Command = Callable[[Settings, argparse.Namespace], int]
 
@@ -44,7 +48,7 @@ def _settings(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def _producer(settings: Settings) -> EventProducer:
-    broker_overrides(settings)
+    install_flavor_workarounds(settings)
     return EventProducer(
         settings.kafka_bootstrap,
         settings.events_topic,
@@ -78,6 +82,8 @@ def simulation_config(args: argparse.Namespace, *, now: datetime) -> SimulationC
         duplicate_rate=args.duplicates,
         out_of_order_ms=args.out_of_order_ms,
         invalid_rate=args.invalid_rate,
+        customer_pool=args.customers,
+        logged_in_share=args.logged_in_share,
         incidents=tuple(parse_incident(text) for text in args.incident or ()),
     )
 
@@ -86,9 +92,13 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     config = simulation_config(args, now=datetime.now(UTC))
     ensure_topics(settings)
 
+    tally = SpendTally(config)
+
     async def simulate() -> None:
         async with _producer(settings) as producer:
-            stats = await run_simulation(producer, config, rate_limit=args.rate)
+            stats = await run_simulation(
+                producer, config, rate_limit=args.rate, observe=tally.observe
+            )
         print(
             f"sent {stats.sent} messages ({stats.valid} valid, {stats.invalid} invalid, "
             f"{stats.duplicates} duplicates) in {stats.elapsed_s:.1f}s",
@@ -96,6 +106,9 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         )
 
     asyncio.run(simulate())
+    if args.spend_dir:
+        for path in tally.write_csvs(Path(args.spend_dir)):
+            print(f"spend: {path} (funnel spend import {path})", file=sys.stderr)
     return 0
 
 
@@ -114,25 +127,23 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
-    try:
+    def build() -> ReportRequest:
         query = ReportQuery(args.site, args.start, args.end, args.by)
-        request = ReportRequest(query, args.min_sessions, args.json)
-    except ValueError as exc:
-        print(f"funnel report: {exc}", file=sys.stderr)
-        return 2  # a usage error, as argparse reports them
+        return ReportRequest(query, args.min_sessions, args.json)
+
+    return print_answer(settings, "report", build)
+
+
+def _dashboard(settings: Settings, _: argparse.Namespace) -> int:
+    def announce(url: str) -> None:
+        print(f"dashboard: {url}  (Ctrl-C ends it)", file=sys.stderr, flush=True)
+
     try:
-        sys.stdout.buffer.write(report_output(settings, request))
+        serve_stopped(settings, announce)
     except ReportError as exc:
-        print(f"funnel report: {exc}", file=sys.stderr)
+        print(f"funnel dashboard: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def _instant(text: str) -> datetime:
-    try:
-        return parse_instant(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def add_simulation_options(parser: argparse.ArgumentParser) -> None:
@@ -146,6 +157,14 @@ def add_simulation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duplicates", type=float, default=0.0, help="share re-sent verbatim")
     parser.add_argument("--out-of-order-ms", type=int, default=0, help="max delivery shuffle")
     parser.add_argument("--invalid-rate", type=float, default=0.0, help="share of bad messages")
+    parser.add_argument(
+        "--customers", type=int, default=1_000_000,
+        help="logged-in sessions draw user ids from this many (small: returning customers)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--logged-in-share", type=float, default=0.3,
+        help="share of sessions with a user_id (with --customers: how often customers return)",
+    )  # fmt: skip
     parser.add_argument(
         "--incident",
         action="append",
@@ -173,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("file", nargs="?", default="-", help="file to read; - for stdin")
     simulate = command("simulate", _simulate, "Send simulated storefront traffic.")
     add_simulation_options(simulate)
+    simulate.add_argument(
+        "--spend-dir", help="write the matching ad spend there, a CSV per day (spend-DATE.csv)"
+    )
     demo = command("demo", _demo, "Run broker, worker and simulator locally; live view, report.")
     demo.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
     demo.add_argument("--rate", type=float, default=500.0, help="messages per second")
@@ -180,20 +202,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--incident", help="default: mobile checkouts drop 70%% a third in")
     demo.add_argument("--site", action="append", help="site id; repeat for several")
     demo.add_argument("--seed", type=int, help="random seed (default: random, printed)")
+    command("dashboard", _dashboard, "Serve the web dashboard over a stopped worker's data.")
     report = command("report", _report, "Funnel numbers of one site over [--from, --to).")
     report.add_argument("--site", required=True, help="site id")
-    report.add_argument("--from", dest="start", required=True, type=_instant, metavar="ISO")
-    report.add_argument("--to", dest="end", required=True, type=_instant, metavar="ISO")
+    report.add_argument("--from", dest="start", required=True, type=instant, metavar="ISO")
+    report.add_argument("--to", dest="end", required=True, type=instant, metavar="ISO")
     report.add_argument("--by", choices=BREAKDOWN_DIMENSIONS, help="break down by a dimension")
     report.add_argument("--json", action="store_true", help="JSON instead of a table")
     report.add_argument(
         "--min-sessions", type=int, default=DEFAULT_MIN_SESSIONS,
         help="sessions a step needs before it can be the worst step",
     )  # fmt: skip
+    add_analytics_commands(command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Command = args.handler
-    return handler(Settings(), args)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # One line per bad variable, no stack trace: a configuration mistake, not a bug.
+        problems = "; ".join(error["msg"] for error in exc.errors())
+        print(f"funnel: invalid FUNNEL_* settings: {problems}", file=sys.stderr)
+        return 2
+    return handler(settings, args)

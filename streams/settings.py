@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -34,6 +35,10 @@ class Settings(BaseSettings):
     events_topic: str = Field("funnel.events", description="Storefront events in")
     dlq_topic: str = Field("funnel.events.dlq", description="Rejected messages with the reason")
     abandoned_topic: str = Field("funnel.carts.abandoned", description="Abandoned carts out")
+    repartition_topic: str = Field(
+        "", description="Internal topic for events read outside their session's partition"
+    )
+    spend_topic: str = Field("funnel.ad_spend", description="Ad spend rows in (JSON)")
     topic_partitions: int = Field(8, ge=1, description="Partitions when we create topics")
     app_id: str = Field("funnelstream", description="Consumer group and state namespace")
     kafka_flavor: Literal["kafka", "tansu"] = Field(
@@ -59,6 +64,9 @@ class Settings(BaseSettings):
     max_future_s: int = Field(86_400, ge=0, description="occurred_at may be this far ahead of now")
     max_event_age_s: int = Field(30 * 86_400, ge=1, description="occurred_at may be this old")
     batch_max: int = Field(5_000, ge=1, description="Most events per fetch and processing batch")
+    batch_within_s: float = Field(
+        0.25, gt=0, description="Longest wait to fill a batch (agents on Faust's stream path)"
+    )
 
     # Funnel rules
     conversion_window_s: int = Field(
@@ -77,7 +85,13 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics (0 = off)")
     metrics_host: str = Field("0.0.0.0", description="Address /metrics listens on")  # noqa: S104
     query_port: int = Field(
-        9109, ge=0, le=65535, description="Worker's report endpoint on 127.0.0.1 (0 = off)"
+        9109, ge=0, le=65535, description="Report endpoint and web dashboard port (0 = off)"
+    )
+    query_host: str = Field(
+        "127.0.0.1", description="Address the report endpoint and dashboard listen on"
+    )
+    dashboard_token: SecretStr = Field(
+        SecretStr(""), description="Required by the endpoint when set; needed off loopback"
     )
     log_level: str = Field("INFO", description="Worker log level")
     commit_interval_s: float = Field(2.0, gt=0, description="Offset commit period")
@@ -86,6 +100,22 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_scheme(cls, value: str) -> str:
         return value.removeprefix("kafka://")
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> Self:
+        # The dashboard shows revenue: it is never open to the network by accident.
+        if not is_loopback(self.query_host) and not self.dashboard_token.get_secret_value():
+            raise ValueError(
+                f"FUNNEL_QUERY_HOST={self.query_host} is not loopback: set "
+                "FUNNEL_DASHBOARD_TOKEN too, or keep the default 127.0.0.1"
+            )
+        return self
+
+    @property
+    def repartition_topic_name(self) -> str:
+        """Empty means named after the app id: it belongs to the consumer group, like the
+        table's changelog (a new group must not read an old group's forwards and markers)."""
+        return self.repartition_topic or f"{self.app_id}-repartition"
 
     @property
     def resolved_clickhouse_dsn(self) -> str:
@@ -107,3 +137,12 @@ def _mask_url_password(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":**********@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere

@@ -9,6 +9,8 @@ expire during the run (open sessions are still held at the end, for the memory f
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from itertools import islice
 
@@ -50,3 +52,11 @@ def throughput_messages(events: int, *, now: datetime, seed: int) -> list[Simula
 def partition_of(key: bytes | None, partitions: int) -> int:
     """The partition `EventProducer` sends a keyed message to (the simulator keys them all)."""
     return 0 if key is None else (int(murmur2(key)) & 0x7FFFFFFF) % partitions
+
+
+def without_keys(
+    messages: Sequence[SimulatedMessage], share: float, *, seed: int
+) -> list[SimulatedMessage]:
+    """The same messages, a random `share` of them unkeyed (round-robin producers)."""
+    rng = random.Random(f"{seed}/unkeyed")
+    return [m._replace(key=None) if rng.random() < share else m for m in messages]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas.decode import DecodeLimits, Rejection, decode_event
@@ -19,29 +19,11 @@ from streams.bench.results import Run
 from streams.funnel.facts import CartChanged, Fact, OrderPlaced, StageReached
 from streams.funnel.partition import Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
+from streams.funnel.store import DictStore
 from streams.sim.generator import SimulatedMessage
 
 LIMITS = DecodeLimits()  # the worker's defaults
 BATCH_MAX = 5_000  # events the worker takes per batch (FUNNEL_BATCH_MAX default)
-
-
-class DictStore:
-    """The engine's `SessionStore` over a dict, as the worker's table is a dict in memory."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-
-    def get(self, key: str) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: str, value: bytes) -> None:
-        self.data[key] = value
-
-    def delete(self, key: str) -> None:
-        del self.data[key]
-
-    def items(self) -> Iterator[tuple[str, bytes]]:
-        return iter(list(self.data.items()))
 
 
 @dataclass(frozen=True, slots=True)

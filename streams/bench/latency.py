@@ -35,14 +35,16 @@ import orjson
 
 from schemas.decode import Rejection, decode_event
 from schemas.event import Event
-from streams.bench.engine import LIMITS, DictStore
+from streams.bench.engine import LIMITS
 from streams.bench.procs import BenchError
 from streams.bench.results import LatencyRun
 from streams.bench.stats import fifo_latencies, summarise_latencies
 from streams.bench.worker_proc import IDLE_AFTER_S, BenchWorker, stage_sessions
+from streams.clock import wall_clock_ms
 from streams.funnel.facts import StageReached
 from streams.funnel.partition import PartitionFunnel
 from streams.funnel.rules import FunnelRules
+from streams.funnel.store import DictStore
 from streams.kafka.producer import EventProducer
 from streams.kafka.topics import create_topics
 from streams.local.live_view import STAGES, total
@@ -106,7 +108,7 @@ class _Sender:
             batch = [next(messages) for _ in range(self._batch)]
             if (wait := bucket.reserve(len(batch), now)) > 0:
                 await asyncio.sleep(wait)
-            now_ms = time.time_ns() // 1_000_000
+            now_ms = wall_clock_ms()
             values = [(m.key, _stamped(m, now_ms)) for m in batch]
             self.sent += await self._producer.send_raw_many(values)
             if measured:
@@ -131,7 +133,7 @@ async def _poll(worker: BenchWorker, stop: asyncio.Event) -> list[tuple[int, dic
         asked = time.monotonic()
         counts = await asyncio.to_thread(_stage_counts, worker)
         if counts is not None:
-            polls.append((time.time_ns() // 1_000_000, counts))
+            polls.append((wall_clock_ms(), counts))
         await asyncio.sleep(max(0.0, POLL_S - (time.monotonic() - asked)))
     return polls
 
@@ -180,7 +182,7 @@ async def _measure(
 
 def _reached_at(values: list[bytes], rules: FunnelRules) -> dict[str, list[int]]:
     """Stage name -> reached_at (ms) of every stage entry the stamped events produce."""
-    now_ms = time.time_ns() // 1_000_000
+    now_ms = wall_clock_ms()
     events: list[tuple[Event, int]] = []
     for value in values:
         event = decode_event(value, now_ms=now_ms, limits=LIMITS)

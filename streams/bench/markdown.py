@@ -23,9 +23,10 @@ _MISSING = "—"
 
 MARKDOWN_HEADER = (
     "| Date (UTC) | Commit | Machine | Events | aiokafka baseline | Decoder | Funnel engine "
-    "| Faust ceiling | Worker (x baseline) | Latency p50 / p99 / max @ rate "
+    "| Faust ceiling | Worker (x baseline) | Worker, 30 % unkeyed (x keyed) "
+    "| Latency p50 / p99 / max @ rate "
     "| RSS / open session: engine (pending, finalised); worker growth |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 )
 
 
@@ -56,6 +57,24 @@ def worker_share(results: BenchResults) -> float | None:
         return None
     w, b = worker.events_per_s, baseline.events_per_s
     return None if w is None or not b else w / b
+
+
+def mixed_over_keyed(results: BenchResults) -> float | None:
+    """Throughput with 30 % unkeyed messages over fully keyed, same data, same run."""
+    mixed, keyed = results.part("mixed"), results.part("worker")
+    if mixed is None or keyed is None:
+        return None
+    m, k = mixed.events_per_s, keyed.events_per_s
+    return None if m is None or k is None else m / k
+
+
+def mixed_cpu_over_keyed(results: BenchResults) -> float | None:
+    """Worker CPU per event with 30 % unkeyed messages over fully keyed."""
+    mixed, keyed = results.part("mixed"), results.part("worker")
+    if mixed is None or keyed is None:
+        return None
+    m, k = mixed.figure("cpu_us_per_event"), keyed.figure("cpu_us_per_event")
+    return None if m is None or not k else m / k
 
 
 def targets(results: BenchResults) -> list[Target]:
@@ -101,6 +120,16 @@ def summary_lines(results: BenchResults) -> list[str]:
     lines = [f"machine: {machine_text(results)}; {results.machine.python}"]
     for part in results.parts:
         lines.append(_part_line(part))
+    for key in ("worker", "mixed"):
+        timed = results.part(key)
+        cpu = None if timed is None else timed.figure("cpu_us_per_event")
+        if cpu is not None:
+            lines.append(
+                f"  {key} CPU per event (worker process, start-up excluded): {cpu:,.0f} µs"
+            )
+    cpu_ratio = mixed_cpu_over_keyed(results)
+    if cpu_ratio is not None:
+        lines.append(f"  30 % unkeyed / keyed: {cpu_ratio:.2f}x CPU per event")
     worker = results.part("worker")
     if worker is not None:
         for name, label in (
@@ -145,6 +174,8 @@ def markdown_row(results: BenchResults) -> str:
 
     share = worker_share(results)
     worker = rate("worker") + ("" if share is None else f" ({share:.3f}x)")
+    mixed_share = mixed_over_keyed(results)
+    mixed = rate("mixed") + ("" if mixed_share is None else f" ({mixed_share:.2f}x)")
     latency = _MISSING
     if results.latency is not None:
         lat = results.latency
@@ -167,6 +198,7 @@ def markdown_row(results: BenchResults) -> str:
         rate("engine"),
         rate("faust"),
         worker,
+        mixed,
         latency,
         memory,
     ]
@@ -198,5 +230,7 @@ def to_json(results: BenchResults) -> bytes:
         shown["rss_bytes_per_session"] = memory.rss_per_session
         shown["stored_bytes_per_session"] = memory.stored_per_session
     doc["worker_over_baseline"] = worker_share(results)
+    doc["mixed_over_keyed"] = mixed_over_keyed(results)
+    doc["mixed_cpu_over_keyed"] = mixed_cpu_over_keyed(results)
     doc["targets"] = [dataclasses.asdict(t) for t in targets(results)]
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)

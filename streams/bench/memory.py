@@ -27,11 +27,12 @@ from decimal import Decimal
 import orjson
 
 from schemas.event import Device, Event, EventType, Item
-from streams.bench.engine import BATCH_MAX, DictStore
+from streams.bench.engine import BATCH_MAX
 from streams.bench.procs import BenchError
 from streams.bench.results import MemoryRun
 from streams.bench.system import rss_bytes
 from streams.funnel.partition import PartitionFunnel
+from streams.funnel.store import DictStore
 
 VARIANTS = ("pending", "finalised")
 _T0_MS = 1_700_000_000_000

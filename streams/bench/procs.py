@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from streams.local.processes import stop_process_group
 
 _LOG_TAIL_CHARS = 3000
 _STOP_TIMEOUT_S = 60
@@ -57,15 +57,7 @@ class ChildProcess:
 
     def stop(self) -> None:
         """SIGTERM to the group; SIGKILL if it is still there after a minute. Safe twice."""
-        if self._process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._process.pid, signal.SIGTERM)
-            try:
-                self._process.wait(_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self._process.pid, signal.SIGKILL)
-                self._process.wait()
+        stop_process_group(self._process, _STOP_TIMEOUT_S)
 
     def __enter__(self) -> Self:
         return self

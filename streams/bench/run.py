@@ -26,6 +26,7 @@ from streams.bench.results import BenchResults, Latency, LatencyRun, MemoryRun, 
 from streams.bench.system import git_commit, machine
 from streams.bench.throughput import timeout_s, worker_run
 from streams.bench.worker_proc import IDLE_AFTER_S
+from streams.clock import wall_clock_ms
 from streams.funnel.rules import FunnelRules
 from streams.kafka.producer import EventProducer
 from streams.kafka.tansu_compat import install_tansu_compat
@@ -34,7 +35,11 @@ from streams.local.embedded_broker import EmbeddedBroker
 from streams.sim.generator import SimulatedMessage
 
 TOPIC = "bench.events"
-THROUGHPUT_PARTS = frozenset({"baseline", "decode", "engine", "faust", "worker", "workers2"})
+MIXED_TOPIC = "bench.events.mixed"
+UNKEYED_SHARE = 0.3
+THROUGHPUT_PARTS = frozenset(
+    {"baseline", "decode", "engine", "faust", "worker", "mixed", "workers2"}
+)
 _REPO = Path(__file__).resolve().parents[2]
 _TITLES = {
     "baseline": "aiokafka getmany + orjson.loads (baseline)",
@@ -43,11 +48,8 @@ _TITLES = {
     "faust": "Faust ceiling (take_events, nothing else)",
     "worker": "funnel worker, everything on",
     "workers2": "two funnel workers in one group (2 cores, shared with the broker)",
+    "mixed": "funnel worker, 30 % of messages unkeyed (repartitioned)",
 }
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class _Runner:
@@ -62,35 +64,48 @@ class _Runner:
         print(text, file=self.log, flush=True)
 
     def repeat(self, key: str, one: Callable[[int], Run], times: int) -> Part:
-        runs = []
-        for i in range(times):
-            run = one(i)
-            note = f" ({run.note})" if run.note else ""
-            self.say(f"  {key} #{i + 1}: {rate_text(run.events_per_s)}{note}")
-            runs.append(run)
-        return Part(key, _TITLES[key], tuple(runs))
+        return Part(key, _TITLES[key], tuple(self.once(key, one, i) for i in range(times)))
+
+    def once(self, key: str, one: Callable[[int], Run], i: int) -> Run:
+        run = one(i)
+        note = f" ({run.note})" if run.note else ""
+        self.say(f"  {key} #{i + 1}: {rate_text(run.events_per_s)}{note}")
+        return run
 
     def timed(self, key: str, one: Callable[[int], Run]) -> None:
         if key in self.wanted:
             self.parts.append(self.repeat(key, one, self.options.repeat))
 
+    def side_by_side(self, parts: dict[str, Callable[[int], Run]]) -> None:
+        """Repetitions alternate between the parts, so a noisy stretch hits both alike."""
+        wanted = {key: one for key, one in parts.items() if key in self.wanted}
+        runs: dict[str, list[Run]] = {key: [] for key in wanted}
+        for i in range(self.options.repeat):
+            for key, one in wanted.items():
+                runs[key].append(self.once(key, one, i))
+        self.parts += [Part(key, _TITLES[key], tuple(runs[key])) for key in wanted]
+
     def throughput(self, bootstrap: str) -> None:
         o = self.options
-        asyncio.run(create_topics(bootstrap, {TOPIC: o.partitions}))
         now = datetime.now(UTC)
         self.say(f"simulating {o.events:,} messages…")
         messages = dataset.throughput_messages(o.events, now=now, seed=o.seed)
-        started = time.monotonic()
-        sent = asyncio.run(_produce(bootstrap, messages))
-        elapsed = time.monotonic() - started
-        self.say(f"filled {TOPIC}: {sent:,} messages in {elapsed:.1f} s ({sent / elapsed:,.0f}/s)")
+        self.fill(bootstrap, TOPIC, messages)
+        if "mixed" in self.wanted:
+            # The same messages, a share of them without a key, as HTTP collectors send them.
+            mixed = dataset.without_keys(messages, UNKEYED_SHARE, seed=o.seed)
+            self.fill(bootstrap, MIXED_TOPIC, mixed)
         n, limit = len(messages), timeout_s(len(messages))
         self.timed(
             "baseline",
             lambda _: asyncio.run(baseline_run(bootstrap, TOPIC, o.partitions, n, limit)),
         )
-        self.timed("decode", lambda _: time_decoder(messages, _now_ms()))
-        expected = self.engine(messages) if self.wanted & {"engine", "worker", "workers2"} else None
+        self.timed("decode", lambda _: time_decoder(messages, wall_clock_ms()))
+        expected = (
+            self.engine(messages)
+            if self.wanted & {"engine", "worker", "mixed", "workers2"}
+            else None
+        )
         self.timed(
             "faust",
             lambda i: ceiling_run(
@@ -102,17 +117,31 @@ class _Runner:
         if expected is not None:
             start = dataset.throughput_config(n, now=now, seed=o.seed).start
             span = (start - timedelta(days=1), datetime.now(UTC) + timedelta(days=1))
-            self.timed("worker", lambda i: self.worker(bootstrap, expected, n, span, i))
-            self.timed("workers2", lambda i: self.worker(bootstrap, expected, n, span, i, 2))
+            self.side_by_side(
+                {
+                    "worker": lambda i: self.worker(bootstrap, expected, n, span, i),
+                    "mixed": lambda i: self.worker(
+                        bootstrap, expected, n, span, i, topic=MIXED_TOPIC
+                    ),
+                    "workers2": lambda i: self.worker(bootstrap, expected, n, span, i, workers=2),
+                }
+            )
+
+    def fill(self, bootstrap: str, topic: str, messages: Sequence[SimulatedMessage]) -> None:
+        asyncio.run(create_topics(bootstrap, {topic: self.options.partitions}))
+        started = time.monotonic()
+        sent = asyncio.run(_produce(bootstrap, topic, messages))
+        elapsed = time.monotonic() - started
+        self.say(f"filled {topic}: {sent:,} messages in {elapsed:.1f} s ({sent / elapsed:,.0f}/s)")
 
     def engine(self, messages: Sequence[SimulatedMessage]) -> Expected:
         """Time the engine (when asked for) and keep its counts: the worker's reference."""
-        batches, rejected = decoded_batches(messages, _now_ms(), self.options.partitions)
+        batches, rejected = decoded_batches(messages, wall_clock_ms(), self.options.partitions)
         rules = FunnelRules(idle_after_ms=round(IDLE_AFTER_S * 1000))
         expected: list[Expected] = []
 
         def one(_: int) -> Run:
-            run, counts = run_engine(batches, rejected, rules, _now_ms())
+            run, counts = run_engine(batches, rejected, rules, wall_clock_ms())
             expected.append(counts)
             return run
 
@@ -129,14 +158,17 @@ class _Runner:
         n: int,
         span: tuple[datetime, datetime],
         i: int,
+        *,
+        topic: str = TOPIC,
         workers: int = 1,
     ) -> Run:
-        data_dir = self.work / f"worker{workers}-{i}"
+        name = f"{topic.replace('.', '-')}-{workers}-{i}"
+        data_dir = self.work / name
         try:
             return worker_run(
-                bootstrap=bootstrap, topic=TOPIC, partitions=self.options.partitions,
-                expected=expected, events=n, app_id=f"bench-worker{workers}-{i}",
-                data_dir=data_dir, report_range=span, workers=workers,
+                bootstrap=bootstrap, topic=topic, partitions=self.options.partitions,
+                expected=expected, events=n, app_id=f"bench-{name}", data_dir=data_dir,
+                report_range=span, workers=workers,
             )  # fmt: skip
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -202,6 +234,6 @@ def run_benchmarks(options: BenchOptions, log: TextIO) -> BenchResults:
     )
 
 
-async def _produce(bootstrap: str, messages: Sequence[SimulatedMessage]) -> int:
-    async with EventProducer(bootstrap, TOPIC) as producer:
+async def _produce(bootstrap: str, topic: str, messages: Sequence[SimulatedMessage]) -> int:
+    async with EventProducer(bootstrap, topic) as producer:
         return await producer.send_raw_many((m.key, m.value) for m in messages)

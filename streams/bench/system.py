@@ -37,6 +37,14 @@ def rss_bytes(pid: int | None = None) -> int:
     return parse_kib_field(status, "VmRSS")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (all its threads), from /proc."""
+    # The command name (field 2) may hold spaces; the fields after its ")" are fixed.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
 def machine() -> Machine:
     versions = {}
     for name in _DISTRIBUTIONS:
@@ -54,25 +62,19 @@ def machine() -> Machine:
     )
 
 
+def _git(cwd: Path, *args: str) -> str:
+    argv = ["git", *args]
+    done = subprocess.run(  # noqa: S603 - git from PATH, fixed arguments
+        argv, cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+    )
+    return done.stdout.strip()
+
+
 def git_commit(cwd: Path) -> str | None:
     """Short commit of the checkout, `+dirty` with local changes; None outside git."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, fixed argv
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        head = _git(cwd, "rev-parse", "--short", "HEAD")
+        dirty = _git(cwd, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}+dirty" if dirty else head

@@ -43,6 +43,7 @@ class _Watch:
     progress: list[tuple[float, int]] = field(default_factory=list)
     started_s: float | None = None  # first poll with events consumed
     started_rss: int = 0  # the worker's RSS then: loaded, chDB open, one batch in
+    started_cpu_s: float = 0.0  # and its CPU time: start-up left out of the per-event figure
     consumed_s: float | None = None  # first poll with every message consumed
 
 
@@ -89,6 +90,7 @@ def worker_run(
             watch.progress.append((at_s, consumed))
             if watch.started_s is None and consumed > 0:
                 watch.started_s, watch.started_rss = at_s, worker.rss_bytes()
+                watch.started_cpu_s = worker.cpu_seconds()
             if watch.consumed_s is None and consumed >= events:
                 watch.consumed_s = at_s
             if watch.consumed_s is not None and _all_written(samples, expected):
@@ -101,7 +103,7 @@ def worker_run(
                     f"rows written {_written(samples, expected)}, expected {expected.rows}",
                 )
             time.sleep(POLL_FAST_S if consumed >= FAST_FROM * events else POLL_SLOW_S)
-        rss = worker.rss_bytes()
+        rss, cpu_s = worker.rss_bytes(), worker.cpu_seconds()
         note = _check_report(worker, expected, report_range) if workers == 1 else ""
     open_sessions = total(samples, "funnel_open_sessions") if workers == 1 else 0
     extra = {
@@ -109,6 +111,8 @@ def worker_run(
         "consumed_s": watch.consumed_s,
         "tail_s": at_s - watch.consumed_s,
         "rss_bytes": float(rss),
+        # CPU per event barely depends on what else the machine runs, unlike wall time.
+        "cpu_us_per_event": (cpu_s - watch.started_cpu_s) / events * 1e6,
         "open_sessions": open_sessions,
     }
     if open_sessions:

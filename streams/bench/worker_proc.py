@@ -14,7 +14,7 @@ import orjson
 
 from sinks.report_queries import ReportQuery
 from streams.bench.procs import ChildProcess, child_env
-from streams.bench.system import rss_bytes
+from streams.bench.system import cpu_seconds, rss_bytes
 from streams.local.live_view import Samples, scrape
 from streams.local.ports import free_port, local_worker_env
 from streams.report.numbers import ReportRequest
@@ -65,6 +65,9 @@ class BenchWorker(ChildProcess):
 
     def rss_bytes(self) -> int:
         return rss_bytes(self.pid)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
 
     def report(self, site: str, start: datetime, end: datetime) -> dict[str, Any] | None:
         """The worker's report (JSON) for [start, end); None while it cannot answer."""

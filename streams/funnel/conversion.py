@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import bisect
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,14 +60,6 @@ def worst_step(stage_entries: Sequence[int], min_sessions: int) -> StepConversio
     # min() keeps the first of equal ratios: the earliest step in the funnel. (Eligible steps
     # have a ratio; `or 0.0` only satisfies the type checker.)
     return min(eligible, key=lambda s: s.ratio or 0.0, default=None)
-
-
-def time_to_convert_bucket(
-    time_to_convert_ms: int, buckets_s: Sequence[float] = TIME_TO_CONVERT_BUCKETS_S
-) -> float:
-    """The upper bound ("le") of the histogram bucket a duration falls in; inf past the last."""
-    i = bisect.bisect_left(buckets_s, time_to_convert_ms / 1000)
-    return buckets_s[i] if i < len(buckets_s) else math.inf
 
 
 class RollingConversion:

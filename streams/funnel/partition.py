@@ -11,6 +11,11 @@ Rules (the product definition, on top of those in ``session``):
   A partition that received no events between two ticks at least ``idle_after_ms`` apart is idle,
   and its watermark moves to max(watermark, now - lateness). "No events" is judged between ticks,
   not from Kafka timestamps, so a consumer catching up on a backlog never counts as idle.
+- Forwarded events (repartitioned from other source partitions, see ``progress``) arrive with
+  their source's lateness verdict and do not move this partition's watermark. ``hold_ms`` caps
+  the watermark sessions are finalised against (the slowest source's progress), so a forwarded
+  event still on its way is never behind a finalised session. ``watermark_ms`` is that effective
+  watermark: min(own watermark, hold).
 
 Storage (see ``store``): session states live in a ``SessionStore``. Each touched session is
 decoded at most once per batch and written (or deleted) at most once, at the end of the batch;
@@ -43,6 +48,7 @@ from streams.funnel.session import (
     wake_after,
 )
 from streams.funnel.store import (
+    INTERNAL_PREFIX,
     WATERMARK_KEY,
     BatchView,
     SessionStore,
@@ -50,14 +56,26 @@ from streams.funnel.store import (
     session_key,
     split_key,
 )
+from streams.funnel.watermark import Watermark
 
 _WATERMARK_FORMAT = 1
+UNHELD = 2**62
+"""``hold_ms`` of a partition no other source can forward to (the default)."""
 
 
-class Outcome(enum.Enum):
+class Outcome(enum.StrEnum):
+    """What became of one consumed event; the value is the `outcome` metric label.
+
+    The engine decides the first three; the worker decides the others before an event reaches
+    the engine. One enum, so every label the metric can carry is listed here.
+    """
+
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     LATE = "late"
+    INVALID = "invalid"  # rejected by the decoder, dead-lettered
+    REPARTITIONED = "repartitioned"  # read outside its session's partition, forwarded there
+    REVOKED = "revoked"  # its partition moved away mid-batch; the new owner replays it
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +100,8 @@ class PartitionFunnel:
         self._store = store
         self._rules = rules if rules is not None else FunnelRules()
         self._warm = WarmStates(warm_sessions)
-        self._watermark: int | None = None
-        self._idle_since: int | None = None
+        self._own = Watermark(self._rules)
+        self.hold_ms: int | None = UNHELD  # None: some source's progress is not known yet
         # Wake-up index: a session needs attention once the bound is past its wake time. The
         # heap may hold stale entries; the dict says which one is current (lazy deletion).
         self._wake: dict[str, int] = {}
@@ -92,37 +110,53 @@ class PartitionFunnel:
 
     @property
     def watermark_ms(self) -> int | None:
-        return self._watermark
+        own = self._own.value
+        if own is None or self.hold_ms is None:
+            return None
+        return min(own, self.hold_ms)
 
     @property
     def open_sessions(self) -> int:
         return len(self._wake)
 
-    def process_batch(self, events: Sequence[tuple[Event, int]]) -> BatchResult:
-        """Process (event, kafka_timestamp_ms) pairs in offset order."""
-        if events:
-            self._idle_since = None
-        watermark_before = self._watermark
+    def process_batch(
+        self,
+        events: Sequence[tuple[Event, int]],
+        forwarded: Sequence[tuple[Event, bool]] = (),
+    ) -> BatchResult:
+        """Process (event, kafka_timestamp_ms) pairs in offset order, then forwarded
+        (event, late_at_source) pairs; outcomes are in that order."""
+        if events or forwarded:
+            self._own.saw_events()
+        watermark_before = self._own.value
         batch = BatchView(self._store, self._warm)
         facts: list[Fact] = []
-        outcomes = tuple(self._offer(batch, event, ts, facts) for event, ts in events)
+        outcomes = tuple(
+            self._offer(batch, event, self._own.is_late(event.occurred_at_ms), facts, ts)
+            for event, ts in events
+        ) + tuple(self._offer(batch, event, late, facts) for event, late in forwarded)
         return self._finish(batch, outcomes, facts, watermark_before)
 
     def tick(self, now_ms: int) -> BatchResult:
         """Let the wall clock advance the watermark of an idle partition (see module doc)."""
-        watermark_before = self._watermark
-        if self._idle_since is None:
-            self._idle_since = now_ms
-        elif now_ms - self._idle_since >= self._rules.idle_after_ms:
-            target = now_ms - self._rules.lateness_ms
-            if self._watermark is None or target > self._watermark:
-                self._watermark = target
+        watermark_before = self._own.value
+        self._own.tick(now_ms)
         return self._finish(BatchView(self._store, self._warm), (), [], watermark_before)
 
     def _bound(self) -> int | None:
-        return None if self._watermark is None else self._watermark - self._rules.lateness_ms
+        """The bound sessions are finalised against: own bound, capped by the hold."""
+        watermark = self.watermark_ms
+        return None if watermark is None else watermark - self._rules.lateness_ms
 
-    def _offer(self, batch: BatchView, event: Event, kafka_ts: int, facts: list[Fact]) -> Outcome:
+    def _offer(
+        self,
+        batch: BatchView,
+        event: Event,
+        late: bool,
+        facts: list[Fact],
+        kafka_ts: int | None = None,
+    ) -> Outcome:
+        """``kafka_ts`` is given for the partition's own events, which move its watermark."""
         key = session_key(event.site_id, event.session_id)
         state = batch.get(key)
         bound = self._bound()
@@ -135,12 +169,11 @@ class PartitionFunnel:
         if is_duplicate(state, event):
             return Outcome.DUPLICATE
         t = event.occurred_at_ms
-        if (bound is not None and t < bound) or is_behind(state, event):
+        if late or (bound is not None and t < bound) or is_behind(state, event):
             return Outcome.LATE
         batch.put(key, accept(state, event))
-        mark = min(t, kafka_ts + self._rules.max_skew_ms)
-        if self._watermark is None or mark > self._watermark:
-            self._watermark = mark
+        if kafka_ts is not None:
+            self._own.advance(t, kafka_ts)
         return Outcome.ACCEPTED
 
     def _finish(
@@ -169,9 +202,9 @@ class PartitionFunnel:
                 batch.put(key, state)
                 self._schedule(key, state)
         written = batch.flush()
-        if watermark_before != self._watermark:
-            self._store.put(WATERMARK_KEY, orjson.dumps([_WATERMARK_FORMAT, self._watermark]))
-        return BatchResult(outcomes, tuple(facts), self._watermark, written, batch.expired)
+        if watermark_before != self._own.value:
+            self._store.put(WATERMARK_KEY, orjson.dumps([_WATERMARK_FORMAT, self._own.value]))
+        return BatchResult(outcomes, tuple(facts), self.watermark_ms, written, batch.expired)
 
     def _schedule(self, key: str, state: SessionState | None) -> None:
         if state is None:
@@ -193,6 +226,6 @@ class PartitionFunnel:
                 version, watermark = orjson.loads(raw)
                 if version != _WATERMARK_FORMAT:
                     raise ValueError(f"unknown watermark format version {version!r}")
-                self._watermark = watermark
-            else:
+                self._own.value = watermark
+            elif not key.startswith(INTERNAL_PREFIX):
                 self._schedule(key, decode_state(raw))

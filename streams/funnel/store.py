@@ -13,14 +13,16 @@ rebalance or a restore.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from streams.funnel.codec import decode_state, encode_state
 from streams.funnel.session import SessionState
 
-# Session keys start with a digit (see session_key), so this can never clash with one.
-WATERMARK_KEY = "\x00watermark"
+# Session keys start with a digit (see session_key), so internal keys can never clash with one.
+INTERNAL_PREFIX = "\x00"
+WATERMARK_KEY = INTERNAL_PREFIX + "watermark"
+PROGRESS_KEY = INTERNAL_PREFIX + "progress"
 
 
 class SessionStore(Protocol):
@@ -33,6 +35,29 @@ class SessionStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def items(self) -> Iterable[tuple[str, bytes]]: ...
+
+
+class DictStore:
+    """`SessionStore` over a plain dict, for the benchmark and tests: the worker's table is a
+    dict in memory too. Counts writes as the changelog would."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.writes = 0
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, key: str, value: bytes) -> None:
+        self.data[key] = value
+        self.writes += 1
+
+    def delete(self, key: str) -> None:
+        del self.data[key]
+        self.writes += 1
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        return iter(list(self.data.items()))
 
 
 def session_key(site_id: str, session_id: str) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from typing import Any
 
 import faust
 
+from streams.kafka.tansu_compat import TANSU_CLIENT_TIMEOUTS, install_tansu_compat
 from streams.settings import Settings
 
 
@@ -49,3 +51,17 @@ def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | Non
     if context is not None:
         return faust.SSLCredentials(context)
     return None
+
+
+def install_flavor_workarounds(settings: Settings) -> None:
+    """The one explicit step that patches aiokafka, taken only for `FUNNEL_KAFKA_FLAVOR=tansu`;
+    call it before starting any client. Against real Kafka nothing is patched."""
+    if settings.kafka_flavor == "tansu":
+        install_tansu_compat()
+
+
+def faust_flavor_settings(settings: Settings) -> Mapping[str, Any]:
+    """Faust client timeouts for the broker flavour: tansu's short joins, else Faust's own."""
+    if settings.kafka_flavor == "tansu":
+        return TANSU_CLIENT_TIMEOUTS.faust_settings()
+    return {}

@@ -50,10 +50,6 @@ def format_occurred_at(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _item_json(item: Item) -> dict[str, Any]:
-    return {"sku": item.sku, "quantity": item.quantity, "price": str(item.price)}
-
-
 def build_event(
     *,
     event_type: EventType | str,
@@ -108,7 +104,7 @@ def build_event(
     }
     event.update((name, field) for name, field in optional.items() if field is not None)
     if items:
-        event["items"] = [_item_json(item) for item in items]
+        event["items"] = [item.as_json() for item in items]
     return event
 
 

@@ -51,14 +51,6 @@ class ClientTimeouts:
             "broker_heartbeat_interval": self.heartbeat,
         }
 
-    def aiokafka_consumer_kwargs(self) -> dict[str, int]:
-        """Keyword arguments for `aiokafka.AIOKafkaConsumer(...)`."""
-        return {
-            "session_timeout_ms": round(self.session * 1000),
-            "rebalance_timeout_ms": round(self.rebalance * 1000),
-            "heartbeat_interval_ms": round(self.heartbeat * 1000),
-        }
-
 
 # tansu holds every join for session/2, so the session timeout is the cost of each join
 # (3 s) and of each rebalance (~5 s). 6 s is also Kafka's smallest allowed session

@@ -8,9 +8,24 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.settings import Settings
+
 
 class TopicError(RuntimeError):
     """A topic could not be created, or exists with another partition count."""
+
+
+def worker_topics(settings: Settings) -> dict[str, int]:
+    """The topics a worker reads and writes, all partitioned like the events topic."""
+    n = settings.topic_partitions
+    # The repartition topic is co-partitioned with the events topic: same count, always.
+    return {
+        settings.events_topic: n,
+        settings.repartition_topic_name: n,
+        settings.dlq_topic: n,
+        settings.abandoned_topic: n,
+        settings.spend_topic: n,
+    }
 
 
 async def create_topics(

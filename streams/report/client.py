@@ -18,10 +18,15 @@ from clickhouse_connect.driver.client import Client
 
 from sinks.clickhouse import ClickHouseConfig, connect
 from sinks.errors import SinkError, translate
-from sinks.report_queries import query_report
-from streams.report.numbers import Report, ReportRequest, build_report
-from streams.report.store import QUERY_HOST, STORE_HEADER, chdb_path, store_id
-from streams.report.view import render
+from streams.report.answers import Request, answer_body
+from streams.report.numbers import ReportRequest
+from streams.report.store import (
+    STORE_HEADER,
+    auth_headers,
+    chdb_path,
+    endpoint_url,
+    store_id,
+)
 from streams.settings import Settings
 from streams.settings_adapters import clickhouse_config
 
@@ -32,9 +37,14 @@ class ReportError(Exception):
 
 def report_output(settings: Settings, request: ReportRequest) -> bytes:
     """The rendered report (JSON or table), from wherever the data can be read now."""
+    return answer(settings, "report", request)
+
+
+def answer(settings: Settings, route: str, request: Request) -> bytes:
+    """The document from ClickHouse when it can be opened, else from the worker's `/route`."""
     config = clickhouse_config(settings)
     if not config.embedded:
-        return render(_run(_open(config), config, request), as_json=request.as_json)
+        return _run(_open(config), config, request)
     path = chdb_path(config.dsn)
     if not in_use(path):
         if not path.is_dir():
@@ -49,8 +59,8 @@ def report_output(settings: Settings, request: ReportRequest) -> bytes:
                 raise
             # A worker started between the check and the open: ask it instead.
         else:
-            return render(_run(client, config, request), as_json=request.as_json)
-    return ask_worker(settings, request, path)
+            return _run(client, config, request)
+    return ask_worker(settings, route, request.as_params(), path)
 
 
 def in_use(path: Path) -> bool:
@@ -69,16 +79,19 @@ def in_use(path: Path) -> bool:
     return False
 
 
-def ask_worker(settings: Settings, request: ReportRequest, path: Path) -> bytes:
+def ask_worker(settings: Settings, route: str, params: dict[str, str], path: Path) -> bytes:
     port = settings.query_port
     if not port:
         raise ReportError(
             f"{path} is in use (a running worker?) and the report endpoint is off "
             "(FUNNEL_QUERY_PORT=0): set it on the worker, or stop the worker and run again"
         )
-    url = f"http://{QUERY_HOST}:{port}/report?{urlencode(request.as_params())}"
+    base = endpoint_url(settings)
+    asked = urllib.request.Request(  # noqa: S310 - an http URL we built
+        f"{base}/{route}?{urlencode(params)}", headers=auth_headers(settings)
+    )
     try:
-        with urllib.request.urlopen(url, timeout=120) as response:
+        with urllib.request.urlopen(asked, timeout=120) as response:  # noqa: S310 - see above
             served = response.headers.get(STORE_HEADER)
             body: bytes = response.read()
     except urllib.error.HTTPError as exc:
@@ -87,7 +100,7 @@ def ask_worker(settings: Settings, request: ReportRequest, path: Path) -> bytes:
     except OSError as exc:
         raise ReportError(
             f"{path} is in use (a running worker?) and nothing answered on "
-            f"{QUERY_HOST}:{port} (FUNNEL_QUERY_PORT): {exc}"
+            f"{base.removeprefix('http://')} (FUNNEL_QUERY_HOST, FUNNEL_QUERY_PORT): {exc}"
         ) from exc
     if served != store_id(settings):
         raise ReportError(
@@ -104,11 +117,10 @@ def _open(config: ClickHouseConfig) -> Client:
         raise ReportError(f"cannot open ClickHouse: {exc}") from exc
 
 
-def _run(client: Client, config: ClickHouseConfig, request: ReportRequest) -> Report:
+def _run(client: Client, config: ClickHouseConfig, request: Request) -> bytes:
     try:
-        counts = query_report(client, config.database, request.query)
+        return answer_body(client, config.database, request)
     except Exception as exc:
-        raise ReportError(f"report query failed: {translate(exc)}") from exc
+        raise ReportError(f"query failed: {translate(exc)}") from exc
     finally:
         client.close()
-    return build_report(request, counts)

@@ -28,7 +28,10 @@ def parse_instant(text: str) -> datetime:
         raise ValueError(f"{text!r} is not an ISO 8601 date-time") from None
     if moment.utcoffset() is None:
         raise ValueError(f"{text!r} has no UTC offset; add one, e.g. {text}Z or {text}+02:00")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of range in UTC") from None
 
 
 def money(amount: Decimal) -> str:
@@ -46,6 +49,13 @@ def average(total: Decimal, count: int) -> Decimal:
 
 def ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
+
+
+def require(params: Mapping[str, str], *names: str) -> None:
+    """ValueError naming the endpoint parameters that are missing or empty."""
+    missing = [name for name in names if not params.get(name)]
+    if missing:
+        raise ValueError(f"missing parameter(s): {', '.join(missing)}")
 
 
 def shown(key: str) -> str:
@@ -76,9 +86,7 @@ class ReportRequest:
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> ReportRequest:
         """The inverse of `as_params`; ValueError names what is missing or wrong."""
-        missing = [name for name in ("site", "from", "to") if not params.get(name)]
-        if missing:
-            raise ValueError(f"missing parameter(s): {', '.join(missing)}")
+        require(params, "site", "from", "to")
         query = ReportQuery(
             params["site"],
             parse_instant(params["from"]),

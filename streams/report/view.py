@@ -6,11 +6,10 @@ from typing import Any
 
 import orjson
 
+from sinks.report_queries import FunnelCounts
 from streams.funnel.conversion import StepConversion
 from streams.funnel.facts import Stage
 from streams.report.numbers import FunnelSummary, Report, ratio
-
-WIDTH = 80
 
 
 def stage_name(stage: Stage) -> str:
@@ -50,7 +49,14 @@ def _funnel_json(summary: FunnelSummary) -> dict[str, Any]:
         "carts_abandoned": counts.carts_abandoned,
         "carts_recovered": counts.carts_recovered,
         "cart_abandonment_rate": summary.cart_abandonment,
+        "bounced_sessions": counts.bounced_sessions,
+        "bounce_rate": ratio(counts.bounced_sessions, counts.viewed_sessions),
+        "pages_per_session": _pages_per_session(counts),
     }
+
+
+def _pages_per_session(counts: FunnelCounts) -> float | None:
+    return counts.page_views / counts.viewed_sessions if counts.viewed_sessions else None
 
 
 def _step_json(step: StepConversion) -> dict[str, Any]:
@@ -75,6 +81,7 @@ def report_table(report: Report) -> str:
         "",
         *_money_lines(total),
         _cart_line(total),
+        _bounce_line(total.counts),
         f"Late events     {report.late_events:>10,}",
         f"Invalid events  {report.invalid_events:>10,}   (all sites; rejected in the range)",
     ]
@@ -134,6 +141,16 @@ def _cart_line(summary: FunnelSummary) -> str:
     return (
         f"Carts opened    {c.carts_opened:>10,}   abandoned {c.carts_abandoned:,} "
         f"({_percent(summary.cart_abandonment)}), recovered {c.carts_recovered:,}"
+    )
+
+
+def _bounce_line(counts: FunnelCounts) -> str:
+    pages = _pages_per_session(counts)
+    rate = _percent(ratio(counts.bounced_sessions, counts.viewed_sessions))
+    shown_pages = "-" if pages is None else f"{pages:.2f}"
+    return (
+        f"Bounced         {counts.bounced_sessions:>10,}   {rate} of viewed sessions; "
+        f"{shown_pages} pages/session"
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
@@ -62,6 +62,7 @@ async def run_simulation(
     max_messages: int | None = None,
     stop_after_s: float | None = None,
     stop: asyncio.Event | None = None,
+    observe: Callable[[Sequence[SimulatedMessage]], None] | None = None,
     batch_size: int = 5_000,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -71,7 +72,8 @@ async def run_simulation(
     `rate_limit` is messages per wall-clock second (None: as fast as possible). The run
     ends when the simulation does, after `max_messages`, once `stop_after_s` have passed
     or when `stop` is set, whichever comes first; checks happen between batches, which
-    are at most 1/20 s of traffic when rate-limited.
+    are at most 1/20 s of traffic when rate-limited. `observe` sees each batch once sent
+    (the spend tally).
     """
     if rate_limit is not None and rate_limit <= 0:
         raise ValueError("rate_limit must be positive")
@@ -95,6 +97,8 @@ async def run_simulation(
         if bucket is not None and (wait := bucket.reserve(len(batch), clock())) > 0:
             await sleep(wait)
         sent += await producer.send_raw_many((m.key, m.value) for m in batch)
+        if observe is not None:
+            observe(batch)
         valid += sum(m.valid for m in batch)
         duplicates += sum(m.duplicate for m in batch)
     return SimulationStats(

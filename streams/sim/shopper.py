@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from schemas.event import EventType
+from schemas.event import EventType, Item
 from streams.sim.incidents import stage_factor
 from streams.sim.traffic import SimulationConfig
 
@@ -54,7 +54,7 @@ class _Cart:
 
 
 def _line(product: Product, quantity: int) -> dict[str, Any]:
-    return {"sku": product.sku, "quantity": quantity, "price": str(product.price)}
+    return Item(product.sku, quantity, product.price).as_json()
 
 
 @dataclass(slots=True)
@@ -115,7 +115,8 @@ class SessionPlanner:
         if channel.utm_campaign is not None:
             common["utm_campaign"] = channel.utm_campaign
         if rng.random() < config.logged_in_share:
-            common["user_id"] = f"u-{rng.randrange(1_000_000):06d}"
+            # A small pool makes returning customers: one user_id across many sessions.
+            common["user_id"] = f"u-{rng.randrange(config.customer_pool):06d}"
         chances = {
             EventType.ADD_TO_CART: channel.add_to_cart * device.add_to_cart,
             EventType.CHECKOUT: channel.checkout * device.checkout,

@@ -29,6 +29,7 @@ class Channel:
     add_to_cart: float
     checkout: float
     purchase: float
+    cost_per_click: str = "0"  # ad cost per landing session (decimal); 0: an unpaid channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +44,29 @@ class DeviceProfile:
 
 
 DEFAULT_CHANNELS = (
-    Channel("google", "cpc", "brand-search", "https://www.google.com/", 0.30, 0.12, 0.55, 0.70),
     Channel(
-        "facebook", "paid_social", "autumn-sale", "https://l.facebook.com/", 0.20, 0.08, 0.45, 0.62
+        "google",
+        "cpc",
+        "brand-search",
+        "https://www.google.com/",
+        0.30,
+        0.12,
+        0.55,
+        0.70,
+        "0.85",
     ),
-    Channel("newsletter", "email", "weekly-deals", None, 0.15, 0.15, 0.60, 0.75),
+    Channel(
+        "facebook",
+        "paid_social",
+        "autumn-sale",
+        "https://l.facebook.com/",
+        0.20,
+        0.08,
+        0.45,
+        0.62,
+        "0.60",
+    ),
+    Channel("newsletter", "email", "weekly-deals", None, 0.15, 0.15, 0.60, 0.75, "0.03"),
     Channel("direct", "none", None, None, 0.35, 0.10, 0.55, 0.72),
 )
 # Small screens lose people at the checkout form; that is where mobile funnels leak.
@@ -80,6 +99,7 @@ class SimulationConfig:
     currency: str = "EUR"
     usd_countries: tuple[str, ...] = ("US",)
     logged_in_share: float = 0.3
+    customer_pool: int = 1_000_000  # logged-in sessions draw their user_id from this many
     mean_page_views: float = 3.0
     catalog_size: int = 200
     remove_rate: float = 0.1
@@ -119,6 +139,8 @@ class SimulationConfig:
             raise ValueError("out_of_order_ms must not be negative")
         if self.mean_page_views < 1:
             raise ValueError("mean_page_views must be at least 1")
+        if self.customer_pool < 1:
+            raise ValueError("customer_pool must be at least 1")
         if self.catalog_size < 1:
             raise ValueError("catalog_size must be at least 1")
         if not timedelta(0) <= self.readd_pause[0] <= self.readd_pause[1]:

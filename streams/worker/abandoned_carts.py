@@ -18,10 +18,7 @@ def abandoned_cart_message(fact: CartChanged) -> bytes:
             "abandoned_at": fact.closed_at_ms,
             "value": str(fact.value),
             "currency": fact.currency,
-            "items": [
-                {"sku": item.sku, "quantity": item.quantity, "price": str(item.price)}
-                for item in fact.items
-            ],
+            "items": [item.as_json() for item in fact.items],
             "last_stage": fact.last_stage.name.lower(),
             "utm_source": fact.dims.utm_source,
             "utm_medium": fact.dims.utm_medium,

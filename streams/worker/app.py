@@ -7,13 +7,12 @@ from typing import Any
 
 import faust
 
-from schemas.decode import Rejection
+from streams.clock import Clock
 from streams.kafka.config import faust_credentials
 from streams.settings import Settings
 from streams.settings_adapters import decode_limits
-from streams.worker.dead_letters import DeadLetter
 from streams.worker.faust_batches import Record, install_batch_consumer
-from streams.worker.ingest import Clock, Ingestion, Processor, RawMessage
+from streams.worker.ingest import Ingestion, Processor, RawMessage
 from streams.worker.ingest_metrics import Metrics
 from streams.worker.publisher import Publisher
 
@@ -51,22 +50,13 @@ def create_app(
     publisher = Publisher(app)
     processor = build_processor(app, publisher)
 
-    async def dead_letter(message: RawMessage, letter: DeadLetter, rejection: Rejection) -> None:
-        await publisher.send(
-            settings.dlq_topic, key=message.key, value=letter.payload, headers=letter.headers
-        )
-        processor.record_dead_letter(message, letter, rejection)
-
-    async def rekey(message: RawMessage, key: bytes) -> None:
-        await publisher.send(settings.events_topic, key=key, value=message.value)
-
     ingestion = Ingestion(
         limits=decode_limits(settings),
         metrics=metrics,
         processor=processor,
-        dead_letter=dead_letter,
-        rekey=rekey,
         publisher=publisher,
+        repartition_topic=settings.repartition_topic_name,
+        dlq_topic=settings.dlq_topic,
         clock=clock,
     )
 
@@ -74,7 +64,9 @@ def create_app(
         with metrics.batch_seconds.time():
             await ingestion.handle([_raw(record) for record in records])
 
-    install_batch_consumer(app, settings.events_topic, ingest)
+    # Both topics in one subscription: Faust assigns their same-numbered partitions (and the
+    # table's changelog partition) to the same worker, since they are co-partitioned.
+    install_batch_consumer(app, (settings.events_topic, settings.repartition_topic_name), ingest)
     return app
 
 
@@ -87,4 +79,27 @@ def _raw(record: Record) -> RawMessage:
         key=record.key,
         # A tombstone (no value) is bad input like any other: it fails as "not JSON".
         value=record.value or b"",
+        headers=_headers(record.headers),
     )
+
+
+def raw_message(event: faust.EventT[bytes]) -> RawMessage:
+    """For agents that stay on Faust's own stream path."""
+    message = event.message
+    return RawMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=int(message.timestamp * 1000),
+        key=message.key,
+        # A tombstone (no value) is bad input like any other: it fails as "not JSON".
+        value=message.value or b"",
+        headers=_headers(message.headers),
+    )
+
+
+def _headers(headers: Any) -> tuple[tuple[str, bytes], ...]:
+    if not headers:
+        return ()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return tuple((str(name), bytes(value)) for name, value in pairs)

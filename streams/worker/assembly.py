@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from sinks.batch import BatchSink
+from streams.clock import Clock
 from streams.settings import Settings
 from streams.settings_adapters import funnel_rules
+from streams.worker.ad_spend import add_spend_agent
 from streams.worker.app import create_app
-from streams.worker.faust_batches import read_position
 from streams.worker.funnel_metrics import FunnelMetrics
-from streams.worker.ingest import Clock
 from streams.worker.ingest_metrics import Metrics
-from streams.worker.processor import FunnelProcessor
+from streams.worker.processor import FunnelProcessor, Topics
 from streams.worker.publisher import Publisher
+from streams.worker.repartition import Repartitioner, RepartitionMetrics
 
 SESSIONS_TABLE = "funnel-sessions"
 
 
-def caught_up(app: faust.App, tp: TP) -> bool:
-    """Nothing left to read: the fetcher's high watermark (Fetch responses carry it, on every
-    broker) is at the next offset to read. An unknown one counts as "more to read", so an idle
-    tick never runs ahead of data not yet fetched."""
+def end_offset(app: faust.App, tp: TP) -> int:
+    """The fetcher's high watermark (Fetch responses carry it, on every broker); unknown is
+    treated as "more to read", so an idle tick never runs ahead of data not yet fetched."""
     highwater: int | None = app.consumer.highwater(tp)
-    position = read_position(app.consumer, tp)
-    return highwater is not None and position is not None and highwater <= position
+    return sys.maxsize if highwater is None else highwater
 
 
 def build_worker_app(
@@ -46,8 +47,21 @@ def build_worker_app(
         lateness_ms=settings.lateness_s * 1000,
     )
 
+    repartition_metrics = RepartitionMetrics.create(registry)
+    topics = Topics(
+        settings.events_topic, settings.repartition_topic_name, settings.topic_partitions
+    )
+
     def build_processor(app: faust.App, publisher: Publisher) -> FunnelProcessor:
         table = app.Table(SESSIONS_TABLE, key_type=bytes, value_type=bytes)
+
+        async def fetch_position(topic: str, partition: int) -> int | None:
+            try:
+                position: int | None = await app.consumer.position(TP(topic, partition))
+            except IllegalStateError:
+                return None  # revoked since the tick began: not idle, try again next tick
+            return position
+
         processor = FunnelProcessor(
             table=table,
             rules=funnel_rules(settings),
@@ -56,40 +70,50 @@ def build_worker_app(
             clock=clock,
             publisher=publisher,
             abandoned_topic=settings.abandoned_topic,
+            repartitioner=Repartitioner(
+                publisher=publisher,
+                topic=topics.repartition,
+                partitions=topics.partitions,
+                metrics=repartition_metrics,
+            ),
+            topics=topics,
             owns=lambda partition: (
                 TP(settings.events_topic, partition) in app.consumer.assignment()
             ),
-            assigned=lambda: sorted(
+            assigned=lambda: [
                 tp.partition
                 for tp in app.consumer.assignment()
                 if tp.topic == settings.events_topic
-            ),
-            caught_up=lambda partition: caught_up(app, TP(settings.events_topic, partition)),
+            ],
+            end_offset=lambda topic, partition: end_offset(app, TP(topic, partition)),
+            fetch_position=fetch_position,
             settled=lambda: not (app.rebalancing or app.in_recovery),
         )
         app.timer(interval=1.0, name="funnel-idle-tick")(processor.tick)
 
-        async def on_revoked(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
-            revoked: set[TP] = args[0]  # mode's Signal passes the payload positionally
-            await processor.revoke(
-                {tp.partition for tp in revoked if tp.topic == settings.events_topic}
-            )
-
-        async def on_assigned(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
-            assigned: set[TP] = args[0]
-            await processor.assigned(
-                {tp.partition for tp in assigned if tp.topic == settings.events_topic}
-            )
-
-        # mode's stubs declare a receiver union mypy cannot match an async def against.
-        app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
-        app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+        _follow_rebalances(app, processor, settings.events_topic)
         return processor
 
-    return create_app(
+    app = create_app(
         settings,
         metrics=Metrics.create(registry),
         clock=clock,
         build_processor=build_processor,
         faust_overrides=faust_overrides,
     )
+    add_spend_agent(app, settings, sink=sink, registry=registry, clock=clock)
+    return app
+
+
+def _follow_rebalances(app: faust.App, processor: FunnelProcessor, topic: str) -> None:
+    async def on_revoked(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
+        revoked: set[TP] = args[0]  # mode's Signal passes the payload positionally
+        await processor.revoke({tp.partition for tp in revoked if tp.topic == topic})
+
+    async def on_assigned(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
+        assigned: set[TP] = args[0]
+        await processor.keep_partitions({tp.partition for tp in assigned if tp.topic == topic})
+
+    # mode's stubs declare a receiver union mypy cannot match an async def against.
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Whole fetched batches of one topic, straight from Faust's consumer.
+"""Whole fetched batches of the worker's topics, straight from Faust's consumer.
 
 This is the only module that touches Faust's private consumer API. It is written against
 `FAUST_VERSION` (pinned in pyproject.toml); tests/unit/test_faust_seam.py fails loudly when
@@ -6,7 +6,7 @@ that version or the seam it relies on changes.
 
 Stock Faust hands every message through its conductor and a stream, one at a time: about
 290 µs per event here even when the agent does nothing. `BatchConsumer` takes the records of
-one topic out of each `getmany` result before that path sees them and awaits one handler
+the routed topics out of each `getmany` result before that path sees them and awaits one handler
 for all of them; every other topic (table changelogs during recovery) keeps Faust's own path.
 Faust keeps the group, rebalances, tables and the commits themselves: its commit timer,
 revocation and shutdown commit "last handled offset + 1" through `_new_offset`.
@@ -47,21 +47,22 @@ class Record(Protocol):
     timestamp: int
     key: bytes | None
     value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
 
 
 BatchHandler = Callable[[Sequence[Record]], Awaitable[None]]
-"""Handles one fetch's records of the topic (all partitions, each in offset order). Returns
+"""Handles one fetch's records of the routed topics (all partitions, each in offset order). Returns
 once their effects are durable; raising crashes the worker (nothing is committed for them)."""
 
 
 @dataclass(frozen=True)
 class _Route:
-    topic: str
+    topics: frozenset[str]
     handler: BatchHandler
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer, with one topic's records handed over a fetch at a time."""
+    """Faust's aiokafka consumer, with some topics' records handed over a fetch at a time."""
 
     def __init__(self, transport: BatchTransport, *args: Any, **kwargs: Any) -> None:
         super().__init__(transport, *args, **kwargs)
@@ -71,7 +72,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # lock: a seek holding that lock can wait on the very rebalance being revoked.
         self._not_handling = asyncio.Event()
         self._not_handling.set()
-        # Next offset to commit per partition of the topic: last handled + 1.
+        # Next offset to commit per routed partition: last handled + 1.
         self._handled: dict[TP, int] = {}
 
     # Faust's own signature (getmany passes the fetch timeout through).
@@ -85,10 +86,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 return None, None  # getmany returns; the drain loop waits for the flow again
             generation = self.app.consumer_generation_id
             records, active = await super()._wait_next_records(timeout)
-            topic = self._route.topic
-            if not records or all(tp.topic != topic for tp in records):
+            topics = self._route.topics
+            if not records or all(tp.topic not in topics for tp in records):
                 return records, active
-            ours = {tp: batch for tp, batch in records.items() if tp.topic == topic}
+            ours = {tp: batch for tp, batch in records.items() if tp.topic in topics}
             if (
                 self.flow_active
                 and not self.should_stop
@@ -101,7 +102,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     "from the committed offsets",
                     sum(len(batch) for batch in ours.values()),
                 )
-            return {tp: batch for tp, batch in records.items() if tp.topic != topic}, active
+            return {tp: batch for tp, batch in records.items() if tp.topic not in topics}, active
 
     async def _handle(self, batches: dict[TP, list[Record]]) -> None:
         # Cleared in the same step as the flow check before it: once a rebalance has stopped
@@ -122,7 +123,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             now = monotonic()
             for tp, batch in batches.items():
                 self._handled[tp] = batch[-1].offset + 1
-                # Faust's stall detector reads this; no stream sets it for the topic now.
+                # Faust's stall detector reads this; no stream sets it for these topics now.
                 self.app.monitor.stream_inbound_time[tp] = now
         finally:
             self._not_handling.set()
@@ -134,7 +135,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 yield tp
 
     def _new_offset(self, tp: TP) -> int | None:
-        if tp.topic == self._route.topic:
+        if tp.topic in self._route.topics:
             return self._handled.get(tp)
         offset: int | None = super()._new_offset(tp)
         return offset
@@ -159,26 +160,19 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._handled.pop(tp, None)
 
 
-def read_position(consumer: Any, tp: TP) -> int | None:
-    """Next offset of `tp` the worker will read: after the last handled record, or where the
-    partition was sought to on assignment (its committed offset); None when not known."""
-    if not isinstance(consumer, BatchConsumer):
-        return None
-    return consumer._handled.get(tp, consumer._committed_offset.get(tp))
-
-
 class BatchTransport(faust_aiokafka.Transport):
     Consumer = BatchConsumer
     batch_route: _Route
 
 
-def install_batch_consumer(app: faust.App, topic: str, handler: BatchHandler) -> None:
-    """Route `topic`'s records to `handler`, a whole fetch at a time. Before the app starts."""
+def install_batch_consumer(app: faust.App, topics: Sequence[str], handler: BatchHandler) -> None:
+    """Route the `topics`' records to `handler`, a whole fetch at a time. Before the app
+    starts."""
     if app._consumer is not None:
         raise RuntimeError("install_batch_consumer must run before the app's consumer exists")
     transport = BatchTransport(app.conf.broker_consumer, app)
-    transport.batch_route = _Route(topic, handler)
+    transport.batch_route = _Route(frozenset(topics), handler)
     app.transport = transport
     # Subscribed like an agent's topic (and so co-partitioned with the tables), but no stream
     # ever reads it: its records never reach the conductor.
-    app.topics.add(app.topic(topic, key_serializer="raw", value_serializer="raw"))
+    app.topics.add(app.topic(*topics, key_serializer="raw", value_serializer="raw"))

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from schemas.decode import DecodeLimits, Rejection, decode_event
 from schemas.event import Event
+from streams.clock import Clock
+from streams.funnel.partition import Outcome
 from streams.worker.dead_letters import DeadLetter, SourcePosition, dead_letter
 from streams.worker.ingest_metrics import Metrics
-
-Clock = Callable[[], int]
-"""Wall clock in epoch milliseconds; injected so tests control time."""
+from streams.worker.publisher import Publisher
+from streams.worker.repartition import Marker, forwarded_late, read_marker
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class RawMessage:
     timestamp_ms: int
     key: bytes | None
     value: bytes
+    headers: Sequence[tuple[str, bytes]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,39 +34,28 @@ class Accepted:
     message: RawMessage
 
 
-PartitionBatch = tuple[Sequence[Accepted], int]
-"""A partition's accepted events of one batch and the batch's last offset in it."""
+@dataclass(frozen=True, slots=True)
+class PartitionBatch:
+    """A partition's share of one batch: what it read from the events topic (in offset order),
+    what other partitions forwarded to it with their lateness verdicts, the progress markers
+    they announced, and the last offset read per topic."""
+
+    accepted: Sequence[Accepted]
+    last_offsets: Mapping[str, int]
+    forwarded: Sequence[tuple[Accepted, bool]] = ()
+    markers: Sequence[Marker] = ()
 
 
 class Processor(Protocol):
     """Downstream of validation. Rejected messages are handed over first (record_dead_letter)."""
 
-    async def process(self, batch: Mapping[int, PartitionBatch]) -> Mapping[int, Sequence[str]]:
+    async def process(self, batch: Mapping[int, PartitionBatch]) -> Mapping[int, Sequence[Outcome]]:
         """Make the batch's effects durable before its offsets are acked; returns one outcome
-        label per accepted event, per partition, in order."""
+        per accepted event, then per forwarded event, per partition, in order."""
 
     def record_dead_letter(
         self, message: RawMessage, letter: DeadLetter, rejection: Rejection
     ) -> None: ...
-
-
-class DeadLetterSink(Protocol):
-    async def __call__(
-        self, message: RawMessage, letter: DeadLetter, rejection: Rejection
-    ) -> None: ...
-
-
-class Rekey(Protocol):
-    async def __call__(self, message: RawMessage, key: bytes) -> None:
-        """Send the message again to the events topic, keyed by its session."""
-
-
-REPARTITIONED = "repartitioned"
-
-
-class Deliveries(Protocol):
-    async def delivered(self) -> None:
-        """Wait until everything produced for the batch is on the broker."""
 
 
 class Ingestion:
@@ -74,48 +65,53 @@ class Ingestion:
         limits: DecodeLimits,
         metrics: Metrics,
         processor: Processor,
-        dead_letter: DeadLetterSink,
-        rekey: Rekey,
-        publisher: Deliveries,
+        publisher: Publisher,
+        repartition_topic: str,
+        dlq_topic: str,
         clock: Clock,
     ) -> None:
         self._limits = limits
         self._metrics = metrics
         self._processor = processor
-        self._dead_letter = dead_letter
-        self._rekey = rekey
         self._publisher = publisher
+        self._repartition_topic = repartition_topic
+        self._dlq_topic = dlq_topic
         self._clock = clock
 
     async def handle(self, batch: Sequence[RawMessage]) -> None:
         now_ms = self._clock()
-        by_partition: dict[int, list[Accepted]] = {}
-        last_offsets: dict[int, int] = {}
+        parts: dict[int, _Part] = {}
         # Counted per batch: a labelled inc() per event is measurable on the hot path.
-        tally: Counter[tuple[str, str]] = Counter()
+        tally: Counter[tuple[str, Outcome]] = Counter()
         for message in batch:
-            last_offsets[message.partition] = message.offset
+            part = parts.setdefault(message.partition, _Part())
+            part.last_offsets[message.topic] = message.offset
+            internal = message.topic == self._repartition_topic
+            marker = read_marker(message.headers) if internal else None
+            if marker is not None:
+                part.markers.append(marker)
+                continue
             result = decode_event(message.value, now_ms=now_ms, limits=self._limits)
             if isinstance(result, Rejection):
                 await self._reject(message, result, now_ms)
-                continue
-            key = result.session_id.encode()
-            if message.key != key:
-                # Unkeyed (or mis-keyed): a session's state lives with the partition its key
-                # hashes to, so the event goes round again with the right key.
-                await self._rekey(message, key)
-                tally[result.event_type.value, REPARTITIONED] += 1
-                continue
-            by_partition.setdefault(message.partition, []).append(Accepted(result, message))
+            elif internal:
+                part.forwarded.append((Accepted(result, message), forwarded_late(message.headers)))
+            else:
+                part.accepted.append(Accepted(result, message))
         # Every partition of the batch, even one with only rejections: its position tells the
         # processor whether it has caught up.
         outcomes = await self._processor.process(
-            {p: (by_partition.get(p, []), offset) for p, offset in last_offsets.items()}
+            {
+                p: PartitionBatch(part.accepted, part.last_offsets, part.forwarded, part.markers)
+                for p, part in parts.items()
+            }
         )
         # Dead letters, changelog and cart records: on the broker before the offsets are acked.
         await self._publisher.delivered()
-        for partition, labels in outcomes.items():
-            for item, outcome in zip(by_partition.get(partition, []), labels, strict=True):
+        for partition, results in outcomes.items():
+            part = parts[partition]
+            items = [*part.accepted, *(item for item, _ in part.forwarded)]
+            for item, outcome in zip(items, results, strict=True):
                 tally[item.event.event_type.value, outcome] += 1
         for (event_type, outcome), count in tally.items():
             self._metrics.events_consumed.labels(event_type, outcome).inc(count)
@@ -127,7 +123,18 @@ class Ingestion:
     async def _reject(self, message: RawMessage, rejection: Rejection, now_ms: int) -> None:
         source = SourcePosition(message.topic, message.partition, message.offset)
         letter = dead_letter(message.value, rejection, source, rejected_at_ms=now_ms)
-        await self._dead_letter(message, letter, rejection)
+        await self._publisher.send(
+            self._dlq_topic, key=message.key, value=letter.payload, headers=letter.headers
+        )
+        self._processor.record_dead_letter(message, letter, rejection)
         self._metrics.events_invalid.labels(rejection.code).inc()
-        self._metrics.events_consumed.labels("unknown", "invalid").inc()
+        self._metrics.events_consumed.labels("unknown", Outcome.INVALID).inc()
         self._metrics.dead_lettered.inc()
+
+
+@dataclass
+class _Part:
+    accepted: list[Accepted] = field(default_factory=list)
+    last_offsets: dict[str, int] = field(default_factory=dict)
+    forwarded: list[tuple[Accepted, bool]] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)

@@ -6,11 +6,6 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from schemas.contract import EVENT_TYPE_ALIASES
-
-# Labels stay bounded: event types are a closed set, unknown ones share one label value.
-EVENT_TYPES = tuple(sorted({t.value for t in EVENT_TYPE_ALIASES.values()}))
-
 
 @dataclass(frozen=True, slots=True)
 class Metrics:
@@ -26,7 +21,9 @@ class Metrics:
         return cls(
             events_consumed=Counter(
                 "funnel_events_consumed_total",
-                "Messages consumed from the events topic, by event type and outcome.",
+                "Messages consumed, by event type and outcome. An event read outside its "
+                "session's partition counts as repartitioned there, then once more with its "
+                "outcome where the repartition topic delivers it.",
                 ["event_type", "outcome"],
                 registry=registry,
             ),

@@ -5,30 +5,53 @@ and facts to the sink, flush the sink once, then send the staged state to the ch
 table; the caller waits for those records to be delivered before the offsets are acked. So a
 crash at any point replays events whose rows are either already in ClickHouse (idempotent) or
 whose state was never written (recomputed identically).
+
+Events read in another session's partition are first forwarded through the repartition topic
+(``repartition``); those forwards are on the broker before the progress markers behind them are
+sent and before any state that remembers judging them is written.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 
 from schemas.decode import Rejection
 from sinks.batch import BatchSink
+from streams.clock import Clock
 from streams.funnel.facts import CartChanged, CartStatus, Fact
 from streams.funnel.partition import BatchResult, Outcome, PartitionFunnel
+from streams.funnel.progress import SourceProgress
 from streams.funnel.rules import FunnelRules
+from streams.funnel.store import PROGRESS_KEY
 from streams.worker.abandoned_carts import abandoned_cart_message
 from streams.worker.dead_letters import DeadLetter
 from streams.worker.funnel_metrics import FunnelMetrics
-from streams.worker.ingest import Clock, PartitionBatch, RawMessage
+from streams.worker.ingest import Accepted, PartitionBatch, RawMessage
 from streams.worker.publisher import Publisher
+from streams.worker.repartition import Repartitioner
 from streams.worker.sink_rows import dead_letter_row, fact_row, raw_event_row
 from streams.worker.table_store import StagedTableStore, keep_only
 
-REVOKED = "revoked"
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Where the processor reads: storefront events, and forwards from other partitions."""
+
+    events: str
+    repartition: str
+    partitions: int
+
+
+@dataclass(slots=True)
+class _Partition:
+    funnel: PartitionFunnel
+    store: StagedTableStore
+    progress: SourceProgress
 
 
 class FunnelProcessor:
@@ -42,9 +65,12 @@ class FunnelProcessor:
         clock: Clock,
         publisher: Publisher,
         abandoned_topic: str,
+        repartitioner: Repartitioner,
+        topics: Topics,
         owns: Callable[[int], bool],
         assigned: Callable[[], Iterable[int]],
-        caught_up: Callable[[int], bool],
+        end_offset: Callable[[str, int], int],
+        fetch_position: Callable[[str, int], Awaitable[int | None]],
         settled: Callable[[], bool],
     ) -> None:
         self._table = table
@@ -54,35 +80,69 @@ class FunnelProcessor:
         self._clock = clock
         self._publisher = publisher
         self._abandoned_topic = abandoned_topic
+        self._repartitioner = repartitioner
+        self._topics = topics
         self._owns = owns
         self._assigned = assigned
-        self._caught_up = caught_up
+        self._end_offset = end_offset
+        self._fetch_position = fetch_position
         self._settled = settled
-        self._partitions: dict[int, tuple[PartitionFunnel, StagedTableStore]] = {}
-        # The batch handler and the idle timer both drive funnels; one at a time, whole batches.
+        self._positions: dict[tuple[str, int], int] = {}
+        self._partitions: dict[int, _Partition] = {}
+        # The agent and the idle timer both drive funnels; one at a time, whole batches.
         self._lock = asyncio.Lock()
 
-    async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[str]]:
+    async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[Outcome]]:
         async with self._lock:
-            outcomes: dict[int, list[str]] = {}
-            results: list[tuple[int, BatchResult]] = []
-            for partition, (accepted, _) in batch.items():
+            outcomes: dict[int, list[Outcome]] = {}
+            owned: dict[int, tuple[PartitionBatch, list[bool]]] = {}
+            forwarded = False
+            for partition, part in batch.items():
                 if not self._owns(partition):
                     # Taken before a rebalance moved the partition: its new owner replays these
                     # from the committed offset, so touching them here would corrupt state.
-                    outcomes[partition] = [REVOKED] * len(accepted)
+                    revoked = len(part.accepted) + len(part.forwarded)
+                    outcomes[partition] = [Outcome.REVOKED] * revoked
                     continue
-                funnel, _ = self._partition(partition)
-                result = funnel.process_batch([(a.event, a.message.timestamp_ms) for a in accepted])
-                for item, outcome in zip(accepted, result.outcomes, strict=True):
-                    # Duplicates are already stored under their key; late ones are kept, flagged.
-                    if outcome is not Outcome.DUPLICATE:
-                        row = raw_event_row(item, late=outcome is Outcome.LATE)
-                        self._sink.add("events_raw", row)
-                outcomes[partition] = [outcome.value for outcome in result.outcomes]
+                for topic, offset in part.last_offsets.items():
+                    self._positions[topic, partition] = offset + 1
+                entry = self._partition(partition)
+                read = [(a.event, a.message) for a in part.accepted]
+                stays = await self._repartitioner.split(entry.progress, read)
+                forwarded = forwarded or not all(stays)
+                owned[partition] = (part, stays)
+            if forwarded:
+                await self._publisher.delivered()  # forwards first, then the markers behind them
+            results: list[tuple[int, BatchResult]] = []
+            for partition, (part, stays) in owned.items():
+                entry = self._partitions[partition]
+                await self._repartitioner.announce(entry.progress)
+                direct = [a for a, stay in zip(part.accepted, stays, strict=True) if stay]
+                result = entry.funnel.process_batch(
+                    [(a.event, a.message.timestamp_ms) for a in direct],
+                    [(a.event, late) for a, late in part.forwarded],
+                )
+                # A marker covers the forwards before it, some of which this batch has just
+                # offered: it holds finalisation from the next batch or tick on.
+                for source, watermark in part.markers:
+                    entry.progress.see(source, watermark)
+                entry.funnel.hold_ms = entry.progress.hold_ms()
+                processed = [*direct, *(a for a, _ in part.forwarded)]
+                self._add_raw(processed, result.outcomes)
+                done = iter(result.outcomes)
+                outcomes[partition] = [
+                    *(next(done) if stay else Outcome.REPARTITIONED for stay in stays),
+                    *done,
+                ]
                 results.append((partition, result))
             await self._complete(results)
             return outcomes
+
+    def _add_raw(self, processed: Sequence[Accepted], outcomes: Sequence[Outcome]) -> None:
+        for item, outcome in zip(processed, outcomes, strict=True):
+            # Duplicates are already stored under their key; late ones are kept, flagged.
+            if outcome is not Outcome.DUPLICATE:
+                self._sink.add("events_raw", raw_event_row(item, late=outcome is Outcome.LATE))
 
     def record_dead_letter(
         self, message: RawMessage, letter: DeadLetter, rejection: Rejection
@@ -93,43 +153,70 @@ class FunnelProcessor:
         """Advance idle partitions' watermarks from the wall clock (finalises, abandons carts).
 
         Only partitions with nothing left to read count as idle: a backlog after an outage must
-        be replayed in event time, not overtaken by the wall clock. Every owned partition counts,
-        also one taken over with nothing left to read: its sessions must still be finalised.
+        be replayed in event time, not overtaken by the wall clock. Every assigned partition
+        takes part, also one that never had a message: as a source it must still announce
+        progress, or it would hold the others back.
         """
         async with self._lock:
             if not self._settled():
                 # Mid-rebalance the table may be half recovered: no state is read or written.
                 return
             now_ms = self._clock()
-            await self._complete(
-                [
-                    (partition, self._partition(partition)[0].tick(now_ms))
-                    for partition in self._assigned()
-                    if self._caught_up(partition)
-                ]
-            )
+            results: list[tuple[int, BatchResult]] = []
+            for partition in sorted(self._assigned()):
+                entry = self._partition(partition)
+                unread = {t: await self._unread(t, partition) for t in self._topic_names()}
+                self._repartitioner.observe(entry.progress, unread[self._topics.repartition])
+                if any(n is None or n > 0 for n in unread.values()):
+                    continue
+                entry.progress.source.tick(now_ms)
+                await self._repartitioner.announce(entry.progress)
+                results.append((partition, entry.funnel.tick(now_ms)))
+            await self._complete(results)
             await self._publisher.delivered()
+
+    def _topic_names(self) -> tuple[str, str]:
+        return self._topics.events, self._topics.repartition
+
+    async def _unread(self, topic: str, partition: int) -> int | None:
+        """Messages left to read; None when the position is not known yet."""
+        position = self._positions.get((topic, partition))
+        if position is None:
+            # Nothing read here since the start: where the consumer stands is where we are.
+            position = await self._fetch_position(topic, partition)
+        if position is None:
+            return None
+        return max(0, self._end_offset(topic, partition) - position)
 
     async def revoke(self, partitions: Iterable[int]) -> None:
         """Drop the revoked partitions' funnels; rebuilt from the table if they come back."""
         async with self._lock:
             for partition in partitions:
                 entry = self._partitions.pop(partition, None)
+                for topic in self._topic_names():
+                    self._positions.pop((topic, partition), None)
                 if entry is not None:
-                    entry[1].discard()
+                    entry.store.discard()
                     self._metrics.forget_partition(partition)
+                    self._repartitioner.forget_partition(partition)
 
-    async def assigned(self, partitions: Iterable[int]) -> None:
+    async def keep_partitions(self, partitions: Iterable[int]) -> None:
         """Drop the table keys of partitions no longer owned, once the new assignment is known."""
         async with self._lock:
             keep_only(self._table, set(partitions))
 
-    def _partition(self, partition: int) -> tuple[PartitionFunnel, StagedTableStore]:
+    def _partition(self, partition: int) -> _Partition:
         # Built lazily: Faust has recovered the table before it hands us the first event.
         entry = self._partitions.get(partition)
         if entry is None:
             store = StagedTableStore(self._table, partition)
-            entry = (PartitionFunnel(store, self._rules), store)
+            progress = SourceProgress(self._rules, partition, self._topics.partitions)
+            saved = store.get(PROGRESS_KEY)
+            if saved is not None:
+                progress.load(saved)
+            funnel = PartitionFunnel(store, self._rules)
+            funnel.hold_ms = progress.hold_ms()
+            entry = _Partition(funnel, store, progress)
             self._partitions[partition] = entry
         return entry
 
@@ -141,10 +228,13 @@ class FunnelProcessor:
         await self._sink.flush()
         now_ms = self._clock()
         for partition, result in results:
-            funnel, store = self._partitions[partition]
+            entry = self._partitions[partition]
             await self._publish(result.facts)
-            await store.commit(self._publisher)
-            self._metrics.observe_batch(partition, result, funnel.open_sessions, now_ms)
+            progress = entry.progress.dump()
+            if progress is not None:
+                entry.store.put(PROGRESS_KEY, progress)
+            await entry.store.commit(self._publisher)
+            self._metrics.observe_batch(partition, result, entry.funnel.open_sessions, now_ms)
 
     async def _publish(self, facts: Sequence[Fact]) -> None:
         for fact in facts:

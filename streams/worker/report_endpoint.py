@@ -1,72 +1,121 @@
 """The worker's report endpoint: `funnel report` asks here while the worker holds chDB.
 
 GET /report?site=…&from=…&to=…[&by=…][&min_sessions=…][&format=json|table] answers with the
-rendered report, exactly what `funnel report` prints. Queries run on the sink's one ClickHouse
-thread (`BatchSink.run`), between flushes, so they never race the writes. It listens on
-loopback only: the report is for the operator on this machine, not for the network.
+rendered report, exactly what `funnel report` prints; GET /marketing?site=…&from=…&to=…[&by=…]
+[&attribution=…][&lookback_days=…][&margin=…][&format=…] what `funnel marketing` prints;
+GET /customers?site=…&as_of=…[&cohorts=month|week][&segments=1][&segment=…][&format=…|csv]
+what `funnel customers` prints; `/` is the web dashboard (`streams.dashboard`) over the same
+documents. Queries run on the sink's one ClickHouse thread
+(`BatchSink.run`), between flushes, so they never race the writes. It listens on loopback unless
+FUNNEL_QUERY_HOST says otherwise, which settings allow only with FUNNEL_DASHBOARD_TOKEN.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from mode import Service
 
-from sinks.batch import BatchSink
 from sinks.errors import translate
-from sinks.report_queries import query_report
-from streams.report.numbers import ReportRequest, build_report
-from streams.report.store import QUERY_HOST, STORE_HEADER, store_id
-from streams.report.view import render
+from streams.dashboard.access import GATE, TokenGate, dashboard_url
+from streams.dashboard.routes import add_dashboard
+from streams.report.answers import Request, answer_body, content_type
+from streams.report.customers import CustomersRequest
+from streams.report.marketing import MarketingRequest
+from streams.report.numbers import ReportRequest
+from streams.report.store import STORE_HEADER, QueryRunner, endpoint_url, store_id
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def report_services(settings: Settings, sink: BatchSink) -> list[Service]:
+def report_services(settings: Settings, sink: QueryRunner) -> list[Service]:
     """The worker's extra services: the report endpoint, unless FUNNEL_QUERY_PORT is 0."""
     if not settings.query_port:
         return []
-    app = report_app(sink, database=settings.clickhouse_database, store=store_id(settings))
-    return [ReportServer(app, port=settings.query_port)]
+    app = endpoint_app(settings, sink, live=True)
+    token_set = bool(settings.dashboard_token.get_secret_value())
+    url = dashboard_url(endpoint_url(settings), app, token_set=token_set)
+    return [ReportServer(app, host=settings.query_host, port=settings.query_port, url=url)]
 
 
-def report_app(sink: BatchSink, *, database: str, store: str) -> web.Application:
-    async def report(request: web.Request) -> web.Response:
+def endpoint_app(settings: Settings, sink: QueryRunner, *, live: bool) -> web.Application:
+    """Report routes and the dashboard, behind the token when one is set."""
+    token = settings.dashboard_token.get_secret_value()
+    gate = TokenGate(token) if token else None
+    middlewares = [gate.middleware()] if gate else []
+    database = settings.clickhouse_database
+    app = report_app(sink, database=database, store=store_id(settings), middlewares=middlewares)
+    if gate:
+        app[GATE] = gate
+    add_dashboard(app, sink, database=database, live=live)
+    return app
+
+
+def report_app(
+    sink: QueryRunner, *, database: str, store: str, middlewares: list[Middleware] | None = None
+) -> web.Application:
+    app = web.Application(middlewares=middlewares or [])
+    for route, parse in ROUTES.items():
+        app.router.add_get(f"/{route}", _handler(sink, database, store, route, parse))
+    return app
+
+
+ROUTES: dict[str, Callable[[Mapping[str, str]], Request]] = {
+    "report": ReportRequest.from_params,
+    "marketing": MarketingRequest.from_params,
+    "customers": CustomersRequest.from_params,
+}
+
+
+def _handler(
+    sink: QueryRunner,
+    database: str,
+    store: str,
+    route: str,
+    parse: Callable[[Mapping[str, str]], Request],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
         try:
-            wanted = ReportRequest.from_params(request.query)
+            asked = parse(request.query)
         except ValueError as exc:
             return web.Response(status=400, text=f"{exc}\n")
         try:
-            counts = await sink.run(lambda client: query_report(client, database, wanted.query))
+            body = await sink.run(lambda client: answer_body(client, database, asked))
         except Exception as exc:
-            return web.Response(status=503, text=f"report query failed: {translate(exc)}\n")
-        body = render(build_report(wanted, counts), as_json=wanted.as_json)
-        content_type = "application/json" if wanted.as_json else "text/plain"
-        return web.Response(body=body, content_type=content_type, headers={STORE_HEADER: store})
+            return web.Response(status=503, text=f"{route} query failed: {translate(exc)}\n")
+        return web.Response(
+            body=body, content_type=content_type(asked), headers={STORE_HEADER: store}
+        )
 
-    app = web.Application()
-    app.router.add_get("/report", report)
-    return app
+    return handle
 
 
 class ReportServer(Service):
     """Serves `report_app` for as long as the worker runs."""
 
-    def __init__(self, app: web.Application, *, port: int, **kwargs: Any) -> None:
+    def __init__(
+        self, app: web.Application, *, host: str, port: int, url: str = "", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._runner = web.AppRunner(app, access_log=None)
+        self._host = host
         self._port = port
+        self._url = url  # announced once listening: the dashboard, or its one-time login
 
     async def on_start(self) -> None:
         await self._runner.setup()
         try:
-            await web.TCPSite(self._runner, QUERY_HOST, self._port).start()
+            await web.TCPSite(self._runner, self._host, self._port).start()
         except OSError as exc:
             # The endpoint is a convenience; a taken port must not stop the stream.
-            log.warning("report endpoint off, %s:%s is taken: %s", QUERY_HOST, self._port, exc)
+            log.warning("report endpoint off, %s:%s is taken: %s", self._host, self._port, exc)
+        else:
+            log.info("dashboard: %s", self._url or f"port {self._port}")
 
     async def on_stop(self) -> None:
         await self._runner.cleanup()

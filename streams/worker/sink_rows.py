@@ -1,4 +1,8 @@
-"""Turn accepted events and funnel facts into ClickHouse rows (column order: `sinks.tables`)."""
+"""Turn accepted events and funnel facts into ClickHouse rows, built by column name.
+
+`sinks.tables.ordered_row` puts each row in its table's column order, so a value can only land
+in the column it is named for.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 import orjson
 
 from schemas.decode import Rejection
+from sinks.tables import DIMENSIONS, ordered_row
 from streams.funnel.facts import CartChanged, Dims, Fact, OrderPlaced, StageReached
 from streams.worker.dead_letters import DeadLetter
 from streams.worker.ingest import Accepted, RawMessage
@@ -14,57 +19,56 @@ from streams.worker.ingest import Accepted, RawMessage
 Row = tuple[Any, ...]
 
 
-def _dims(dims: Dims) -> tuple[str, ...]:
-    return (
-        dims.utm_source or "",
-        dims.utm_medium or "",
-        dims.utm_campaign or "",
-        dims.device or "",
-        dims.country or "",
-        dims.variant or "",
-    )
+def _dims(dims: Dims) -> dict[str, str]:
+    return {name: getattr(dims, name) or "" for name in DIMENSIONS}
 
 
 def raw_event_row(accepted: Accepted, *, late: bool) -> Row:
     event, message = accepted.event, accepted.message
-    return (
-        event.site_id,
-        event.session_id,
-        event.event_id,
-        event.event_type.value,
-        event.occurred_at_ms,
-        message.timestamp_ms,
-        late,
-        event.user_id or "",
-        event.utm_source or "",
-        event.utm_medium or "",
-        event.utm_campaign or "",
-        event.referrer or "",
-        event.device.value if event.device else "",
-        event.country or "",
-        event.variant or "",
-        event.page or "",
-        event.value,
-        event.currency or "",
-        event.order_id or "",
-        event.cart_id or "",
-        message.partition,
-        message.offset,
-        # The decoder proved the bytes are UTF-8 JSON; unknown fields survive here.
-        message.value.decode(),
+    return ordered_row(
+        "events_raw",
+        {
+            "site_id": event.site_id,
+            "session_id": event.session_id,
+            "event_id": event.event_id,
+            "event_type": event.event_type.value,
+            "occurred_at": event.occurred_at_ms,
+            "received_at": message.timestamp_ms,
+            "late": late,
+            "user_id": event.user_id or "",
+            "utm_source": event.utm_source or "",
+            "utm_medium": event.utm_medium or "",
+            "utm_campaign": event.utm_campaign or "",
+            "referrer": event.referrer or "",
+            "device": event.device.value if event.device else "",
+            "country": event.country or "",
+            "variant": event.variant or "",
+            "page": event.page or "",
+            "value": event.value,
+            "currency": event.currency or "",
+            "order_id": event.order_id or "",
+            "cart_id": event.cart_id or "",
+            "source_partition": message.partition,
+            "source_offset": message.offset,
+            # The decoder proved the bytes are UTF-8 JSON; unknown fields survive here.
+            "raw": message.value.decode(),
+        },
     )
 
 
 def dead_letter_row(message: RawMessage, letter: DeadLetter, rejection: Rejection) -> Row:
-    return (
-        message.topic,
-        message.partition,
-        message.offset,
-        letter.rejected_at_ms,
-        rejection.code,
-        rejection.detail,
-        (message.key or b"").decode(errors="replace"),
-        letter.payload,
+    return ordered_row(
+        "dead_letters",
+        {
+            "source_topic": message.topic,
+            "source_partition": message.partition,
+            "source_offset": message.offset,
+            "rejected_at": letter.rejected_at_ms,
+            "reason_code": rejection.code,
+            "reason": rejection.detail,
+            "message_key": (message.key or b"").decode(errors="replace"),
+            "payload": letter.payload,
+        },
     )
 
 
@@ -72,47 +76,51 @@ def fact_row(fact: Fact) -> tuple[str, Row]:
     """The table and row one fact becomes."""
     match fact:
         case StageReached():
-            return "stage_entries", (
-                fact.site_id,
-                int(fact.stage),
-                fact.reached_at_ms,
-                fact.session_id,
-                fact.user_id or "",
-                *_dims(fact.dims),
-                fact.time_to_convert_ms,
+            return "stage_entries", ordered_row(
+                "stage_entries",
+                {
+                    "site_id": fact.site_id,
+                    "stage": int(fact.stage),
+                    "reached_at": fact.reached_at_ms,
+                    "session_id": fact.session_id,
+                    "user_id": fact.user_id or "",
+                    **_dims(fact.dims),
+                    "time_to_convert_ms": fact.time_to_convert_ms,
+                },
             )
         case OrderPlaced():
-            return "orders", (
-                fact.site_id,
-                fact.order_id,
-                fact.occurred_at_ms,
-                fact.session_id,
-                fact.user_id or "",
-                fact.value,
-                fact.currency or "",
-                fact.item_count,
-                fact.reached_checkout,
-                *_dims(fact.dims),
+            return "orders", ordered_row(
+                "orders",
+                {
+                    "site_id": fact.site_id,
+                    "order_id": fact.order_id,
+                    "occurred_at": fact.occurred_at_ms,
+                    "session_id": fact.session_id,
+                    "user_id": fact.user_id or "",
+                    "value": fact.value,
+                    "currency": fact.currency or "",
+                    "item_count": fact.item_count,
+                    "reached_checkout": fact.reached_checkout,
+                    **_dims(fact.dims),
+                },
             )
         case CartChanged():
-            return "carts", (
-                fact.site_id,
-                fact.session_id,
-                fact.cart_seq,
-                int(fact.status),
-                fact.status.name.lower(),
-                fact.opened_at_ms,
-                fact.closed_at_ms,
-                fact.recovered_at_ms,
-                fact.value,
-                fact.currency or "",
-                orjson.dumps(
-                    [
-                        {"sku": i.sku, "quantity": i.quantity, "price": str(i.price)}
-                        for i in fact.items
-                    ]
-                ).decode(),
-                int(fact.last_stage),
-                fact.user_id or "",
-                *_dims(fact.dims),
+            return "carts", ordered_row(
+                "carts",
+                {
+                    "site_id": fact.site_id,
+                    "session_id": fact.session_id,
+                    "cart_seq": fact.cart_seq,
+                    "version": int(fact.status),
+                    "status": fact.status.name.lower(),
+                    "opened_at": fact.opened_at_ms,
+                    "closed_at": fact.closed_at_ms,
+                    "recovered_at": fact.recovered_at_ms,
+                    "value": fact.value,
+                    "currency": fact.currency or "",
+                    "items": orjson.dumps([item.as_json() for item in fact.items]).decode(),
+                    "last_stage": int(fact.last_stage),
+                    "user_id": fact.user_id or "",
+                    **_dims(fact.dims),
+                },
             )

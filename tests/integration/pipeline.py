@@ -20,7 +20,10 @@ from streams.kafka.producer import EventProducer
 from streams.local.live_view import Samples, scrape
 from streams.local.live_view import total as sample_total
 from streams.local.ports import free_port, local_worker_env
+from streams.local.processes import stop_process_group
+from streams.settings import Settings
 from streams.sim.generator import SimulatedMessage
+from streams.worker.run import ensure_topics
 
 
 @dataclass
@@ -44,6 +47,19 @@ class PipelineConfig:
     @property
     def abandoned_topic(self) -> str:
         return f"{self.name}.abandoned"
+
+    def create_topics(self) -> None:
+        """The worker's own topic set, created the way the worker creates it."""
+        ensure_topics(
+            Settings(
+                kafka_bootstrap=self.bootstrap,
+                app_id=self.name,  # names the repartition topic, as FUNNEL_APP_ID below
+                topic_partitions=self.partitions,
+                events_topic=self.events_topic,
+                dlq_topic=self.dlq_topic,
+                abandoned_topic=self.abandoned_topic,
+            )
+        )
 
     def env(self, *, data_dir: Path, metrics_port: int) -> dict[str, str]:
         return {
@@ -101,13 +117,7 @@ class WorkerProcess:
         raise AssertionError(f"timed out waiting for {what}:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 60) -> int:
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self._process.returncode
+        return stop_process_group(self._process, timeout)
 
     def kill(self) -> None:
         """kill -9 the worker's whole process group: no shutdown, no final commit."""
@@ -117,6 +127,16 @@ class WorkerProcess:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
+
+
+def watermarks_past(worker: WorkerProcess, bound_s: float) -> Callable[[], bool]:
+    """All four partitions' watermarks at or past `bound_s`: everything before is final."""
+
+    def check() -> bool:
+        marks = [v for (n, _), v in worker.metrics().items() if n == "funnel_watermark_seconds"]
+        return len(marks) == 4 and min(marks) >= bound_s
+
+    return check
 
 
 @contextmanager

@@ -20,20 +20,23 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from deploy.grafana.dashgen import sql
+from deploy.grafana.dashgen import sql, sql_orders_carts
 from deploy.grafana.dashgen.build import DASHBOARDS
 from deploy.grafana.dashgen.model import Column, Kind, Sql, site_variable
 from schemas.decode import DecodeLimits, Rejection, decode_event
 from sinks.clickhouse import ClickHouseConfig, connect, migrate
 from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery, query_report
+from sinks.spend import spend_row
 from sinks.tables import COLUMNS
 from streams.funnel.partition import Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
+from streams.funnel.store import DictStore
 from streams.sim.generator import SimulationConfig, generate
+from streams.sim.spend import simulated_spend
 from streams.worker.dead_letters import SourcePosition, dead_letter
 from streams.worker.ingest import Accepted, RawMessage
 from streams.worker.sink_rows import Row, dead_letter_row, fact_row, raw_event_row
-from tests.unit.funnel.builders import DAY_MS, DictStore, flush
+from tests.unit.funnel.builders import DAY_MS, flush
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +55,8 @@ class TimeRange:
     end: datetime
 
 
-FULL = TimeRange(START - timedelta(hours=1), START + timedelta(days=1))
+# From midnight: spend counts by the day it is for, when the day's start lies in the range.
+FULL = TimeRange(START.replace(hour=0), START + timedelta(days=1))
 EMPTY = TimeRange(START - timedelta(days=1, hours=1), START - timedelta(days=1))
 
 # ---- Grafana + plugin expansion ------------------------------------------------------------
@@ -169,6 +173,7 @@ def simulated_rows() -> dict[str, list[Row]]:
     for fact in flush(funnel, kafka_ms + rules.retention_ms + DAY_MS, rules):
         table, row = fact_row(fact)
         rows[table].append(row)
+    rows["ad_spend"] = [spend_row(spend) for spend in simulated_spend(config)]
     return rows
 
 
@@ -248,6 +253,7 @@ _TYPES = {
     Kind.RATIO: re.compile(r"(Nullable\()?Float64\)?"),
     Kind.MONEY: re.compile(r"Decimal(\(38, ?6\)|128\(6\))"),
     Kind.SECONDS: re.compile(r"(Nullable\()?Float64\)?"),
+    Kind.QUOTIENT: re.compile(r"(Nullable\()?Float64\)?"),
 }
 
 
@@ -270,7 +276,7 @@ def check_value(column: Column, value: Any, time_range: TimeRange) -> None:
         case Kind.MONEY:
             assert isinstance(value, Decimal), (name, value)
             assert value >= 0, (name, value)
-        case Kind.SECONDS:
+        case Kind.SECONDS | Kind.QUOTIENT:
             assert value is None or value >= 0, (name, value)  # NaN fails too
 
 
@@ -286,7 +292,7 @@ def test_panel_query_answers_sensibly(chdb: Client, case: Case) -> None:
         for column, value in zip(declared, row, strict=True):
             check_value(column, value, FULL)
     for column in declared:
-        if column.kind in (Kind.RATIO, Kind.SECONDS):
+        if column.kind in (Kind.RATIO, Kind.SECONDS, Kind.QUOTIENT):
             assert any(row[names.index(column.name)] is not None for row in rows), column
     funnel = [names.index(c) for c in case.query.funnel_columns]
     for row in rows:
@@ -329,18 +335,19 @@ def test_funnel_numbers_equal_the_report(chdb: Client) -> None:
     assert overall["overall_conversion"] == total.sessions[3] / total.sessions[0]
 
     orders = {
-        r["currency"]: (r["orders"], r["revenue"]) for r in panel(chdb, sql.orders_by_currency())
+        r["currency"]: (r["orders"], r["revenue"])
+        for r in panel(chdb, sql_orders_carts.orders_by_currency())
     }
     assert orders == {s.currency: (s.orders, s.revenue) for s in total.sales}
 
-    carts = panel(chdb, sql.carts_by_status())
+    carts = panel(chdb, sql_orders_carts.carts_by_status())
     assert sum(r["carts"] for r in carts) == total.carts_opened
     abandoned = sum(r["carts"] for r in carts if r["status"] in ("abandoned", "recovered"))
     assert abandoned == total.carts_abandoned
     recovered = sum(r["carts"] for r in carts if r["status"] == "recovered")
     assert recovered == total.carts_recovered
 
-    rate = panel(chdb, sql.cart_abandonment())[0]
+    rate = panel(chdb, sql_orders_carts.cart_abandonment())[0]
     closed = total.carts_opened - sum(r["carts"] for r in carts if r["status"] == "open")
     assert rate["closed_carts"] == closed
     assert rate["abandonment_rate"] == total.carts_abandoned / closed

@@ -18,7 +18,6 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.kafka.topics import create_topics
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 from streams.worker.dead_letters import MAX_DEAD_LETTER_PAYLOAD
@@ -98,7 +97,7 @@ def test_mixed_messages_end_processed_or_dead_lettered(
     assert len(invalid) > 1000
     assert {m.defect for m in invalid} == set(EXPECTED_REASONS)
 
-    asyncio.run(create_topics(broker.bootstrap, {config.events_topic: 4, config.dlq_topic: 4}))
+    config.create_topics()
     assert asyncio.run(produce(broker.bootstrap, config.events_topic, messages)) == TOTAL
 
     worker = WorkerProcess(config, tmp_path / "worker")

@@ -14,7 +14,6 @@ expression, read from the rules file, is asked through `/api/v1/query`.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import re
@@ -36,7 +35,6 @@ import pytest
 import yaml
 
 from streams.cli import build_parser, simulation_config
-from streams.kafka.topics import create_topics
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.local.ports import free_port
 from streams.sim.generator import SimulationConfig, generate_events
@@ -283,8 +281,7 @@ def test_conversion_drop_rule_names_the_affected_site_and_step(
     backfill_trailing_day(tsdb, tmp_path, ratios, now)
 
     config = PipelineConfig(broker.bootstrap, unique_topic("prom"), tmp_path, partitions=4)
-    topics = {config.events_topic: 4, config.dlq_topic: 4, config.abandoned_topic: 4}
-    asyncio.run(create_topics(broker.bootstrap, topics))
+    config.create_topics()
     worker = WorkerProcess(config, tmp_path / "worker")
     try:
         with prometheus_server(tmp_path, worker.metrics_port, tsdb) as prometheus:

@@ -31,7 +31,6 @@ from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery, query_report
 from sinks.tables import COLUMNS
 from streams.funnel.facts import CartStatus, Fact
 from streams.funnel.rules import FunnelRules
-from streams.kafka.topics import create_topics
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.local.ports import free_port
 from streams.report.numbers import ReportRequest, build_report
@@ -40,7 +39,7 @@ from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 from streams.worker.dead_letters import DeadLetter
 from streams.worker.ingest import Accepted, RawMessage
 from streams.worker.sink_rows import Row, dead_letter_row, fact_row, raw_event_row
-from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce
+from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce, watermarks_past
 from tests.integration.report_reference import World, comparable, expected_report
 from tests.unit.funnel.reference import Expected, reference
 
@@ -120,14 +119,6 @@ def via_cli(env: dict[str, str], case: Case, *, as_json: bool = True) -> str:
     return done.stdout
 
 
-def watermarks_past(worker: WorkerProcess, bound_s: float) -> Callable[[], bool]:
-    def check() -> bool:
-        marks = [v for (n, _), v in worker.metrics().items() if n == "funnel_watermark_seconds"]
-        return len(marks) == 4 and min(marks) >= bound_s
-
-    return check
-
-
 def test_report_equals_the_reference_from_the_endpoint_and_the_cli(
     broker: EmbeddedBroker, unique_topic: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -148,8 +139,7 @@ def test_report_equals_the_reference_from_the_endpoint_and_the_cli(
         broker.bootstrap, unique_topic("report"), tmp_path,
         extra_env={"FUNNEL_QUERY_PORT": str(query_port)},
     )  # fmt: skip
-    topics = {config.events_topic: 4, config.dlq_topic: 4, config.abandoned_topic: 4}
-    asyncio.run(create_topics(broker.bootstrap, topics))
+    config.create_topics()
     assert asyncio.run(produce(broker.bootstrap, config.events_topic, messages)) == len(messages)
     data_dir = tmp_path / "worker"
     cli_env = config.env(data_dir=data_dir, metrics_port=free_port())
@@ -188,8 +178,8 @@ def test_report_equals_the_reference_from_the_endpoint_and_the_cli(
     assert max(len(line) for line in table.splitlines()) <= 80
 
 
-def test_a_replayed_batch_leaves_the_report_unchanged_before_any_merge(tmp_path: Path) -> None:
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+def replay_rows(start: datetime) -> tuple[list[tuple[str, Row]], World, int]:
+    """Rows of a simulated run plus the awkward cases short runs lack, and their world."""
     simulated = SimulationConfig(start=start, seed=43, sites=SITES[:2], sessions=800)
     events = decoded(list(generate(simulated)))
     simulated_facts = reference(events, FunnelRules())
@@ -219,6 +209,12 @@ def test_a_replayed_batch_leaves_the_report_unchanged_before_any_merge(tmp_path:
         late=tuple((e.site_id, e.event_id, e.occurred_at_ms) for e in late),
         rejected_at_ms=(rejected_ms,) * 3,
     )
+    return rows, world, rejected_ms
+
+
+def test_a_replayed_batch_leaves_the_report_unchanged_before_any_merge(tmp_path: Path) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    rows, world, rejected_ms = replay_rows(start)
     now = datetime.now(UTC)
     queries = [
         ReportQuery(site, lo, hi, by)

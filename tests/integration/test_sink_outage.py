@@ -22,13 +22,12 @@ from prometheus_client import CollectorRegistry
 
 from sinks.batch import BatchSink, SinkMetrics
 from sinks.clickhouse import ClickHouseConfig, migrate
+from streams.clock import wall_clock_ms
 from streams.kafka.tansu_compat import TANSU_CLIENT_TIMEOUTS
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.settings import Settings
 from streams.worker.assembly import build_worker_app
-from streams.worker.run import wall_clock_ms
-from tests.integration.pipeline import PipelineConfig
-from tests.integration.test_funnel_exactness import (
+from tests.integration.exactness import (
     answer_from,
     assert_same,
     expected_answer,
@@ -36,6 +35,7 @@ from tests.integration.test_funnel_exactness import (
     prepare,
     simulate,
 )
+from tests.integration.pipeline import PipelineConfig
 
 pytestmark = pytest.mark.integration
 

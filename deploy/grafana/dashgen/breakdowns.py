@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deploy.grafana.dashgen import sql
+from deploy.grafana.dashgen import sql, sql_orders_carts
 from deploy.grafana.dashgen.model import (
     BREAKDOWNS,
     Dashboard,
@@ -46,14 +46,14 @@ def dashboard() -> Dashboard:
                         "Distinct orders, revenue and average order value per value of the "
                         "chosen dimension and currency.",
                         "table",
-                        (sql.orders_by("${breakdown}"),),
+                        (sql_orders_carts.orders_by("${breakdown}"),),
                     ),
                     Panel(
                         "Cart abandonment by ${breakdown}",
                         "Closed carts, abandonment and recovery rates per value of the chosen "
                         "dimension.",
                         "table",
-                        (sql.cart_abandonment_by("${breakdown}"),),
+                        (sql_orders_carts.cart_abandonment_by("${breakdown}"),),
                     ),
                 ),
             ),

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from deploy.grafana.dashgen import breakdowns, operations, overview
+from deploy.grafana.dashgen import breakdowns, customers, marketing, operations, overview
 from deploy.grafana.dashgen.model import Dashboard
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "dashboards"
@@ -22,6 +22,8 @@ DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "funnel-overview": overview.dashboard,
     "funnel-breakdowns": breakdowns.dashboard,
     "operations": operations.dashboard,
+    "marketing": marketing.dashboard,
+    "customers": customers.dashboard,
 }
 
 

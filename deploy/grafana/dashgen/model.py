@@ -31,6 +31,7 @@ class Kind(enum.Enum):
     RATIO = "ratio"  # a share in [0, 1]; NULL when its denominator is 0
     MONEY = "money"  # Decimal >= 0
     SECONDS = "seconds"  # durations >= 0
+    QUOTIENT = "quotient"  # ROAS, CAC: Float64 >= 0, may exceed 1; NULL when its divisor is 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +11,7 @@ from schemas.event import Event, EventType, Item
 from streams.funnel.facts import CartChanged, Fact, OrderPlaced, Stage, StageReached
 from streams.funnel.partition import PartitionFunnel
 from streams.funnel.rules import MINUTE_MS, FunnelRules
+from streams.funnel.store import DictStore
 
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 RULES = FunnelRules()
@@ -34,28 +35,6 @@ def ev(kind: EventType, at_ms: int, **fields: Any) -> Event:
 
 def item(sku: str, quantity: int = 1, price: str = "10") -> Item:
     return Item(sku, quantity, Decimal(price))
-
-
-class DictStore:
-    """The SessionStore contract over a dict; counts writes like a changelog would."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-        self.writes = 0
-
-    def get(self, key: str) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: str, value: bytes) -> None:
-        self.data[key] = value
-        self.writes += 1
-
-    def delete(self, key: str) -> None:
-        del self.data[key]
-        self.writes += 1
-
-    def items(self) -> Iterator[tuple[str, bytes]]:
-        return iter(list(self.data.items()))
 
 
 def flush(funnel: PartitionFunnel, now_ms: int, rules: FunnelRules = RULES) -> list[Fact]:

@@ -1,7 +1,5 @@
 """Rolling conversion ratios, worst step and time-to-convert buckets."""
 
-import math
-
 import pytest
 
 from streams.funnel.conversion import (
@@ -9,7 +7,6 @@ from streams.funnel.conversion import (
     RollingConversion,
     StepConversion,
     step_conversions,
-    time_to_convert_bucket,
     worst_step,
 )
 from streams.funnel.facts import Dims, Stage, StageReached
@@ -78,14 +75,6 @@ def test_rolling_forgets_old_buckets_and_sites() -> None:
 def test_rolling_refuses_spans_shorter_than_a_bucket() -> None:
     with pytest.raises(ValueError, match="span"):
         RollingConversion(spans_ms=(30_000,), bucket_ms=60_000)
-
-
-@pytest.mark.parametrize(
-    ("ms", "bucket"),
-    [(0, 30.0), (30_000, 30.0), (30_001, 60.0), (3_600_000, 3600.0), (90_000_000, math.inf)],
-)
-def test_time_to_convert_buckets(ms: int, bucket: float) -> None:
-    assert time_to_convert_bucket(ms) == bucket
 
 
 def test_buckets_are_sorted_seconds() -> None:

@@ -2,14 +2,13 @@
 
 from streams.funnel.facts import CartChanged, CartStatus, Fact, Stage, StageReached
 from streams.funnel.partition import Outcome, PartitionFunnel
-from streams.funnel.store import WATERMARK_KEY, session_key
+from streams.funnel.store import WATERMARK_KEY, DictStore, session_key
 from tests.unit.funnel.builders import (
     ADD,
     DAY_MS,
     PV,
     RULES,
     T0,
-    DictStore,
     ev,
     flush,
     stage_times,

@@ -19,8 +19,8 @@ from schemas.event import Device, Event, EventType, Item
 from streams.funnel.facts import CartChanged, Fact, OrderPlaced, StageReached
 from streams.funnel.partition import Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
-from streams.funnel.store import WATERMARK_KEY
-from tests.unit.funnel.builders import DAY_MS, T0, DictStore, flush
+from streams.funnel.store import WATERMARK_KEY, DictStore
+from tests.unit.funnel.builders import DAY_MS, T0, flush
 from tests.unit.funnel.reference import reference
 
 # Small numbers so that windows, timeouts and lateness edges are hit often.

@@ -6,11 +6,11 @@ from streams.funnel.session import SessionState
 from streams.funnel.store import (
     WATERMARK_KEY,
     BatchView,
+    DictStore,
     WarmStates,
     session_key,
     split_key,
 )
-from tests.unit.funnel.builders import DictStore
 
 
 def test_session_keys_round_trip_whatever_the_ids() -> None:

@@ -1,0 +1,122 @@
+"""Stand-ins for the worker's I/O in unit tests, writing to one shared journal so a test can
+assert the order of effects (rows, flush, sends). The table is a real, unstarted Faust table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from schemas.event import Event
+from streams.funnel.rules import FunnelRules
+from streams.worker.funnel_metrics import FunnelMetrics
+from streams.worker.ingest import Accepted, PartitionBatch, RawMessage
+from streams.worker.processor import FunnelProcessor, Topics
+from streams.worker.repartition import Repartitioner, RepartitionMetrics
+
+Journal = list[tuple[Any, ...]]
+EVENTS = "events"
+REPARTITION = "repartition"
+ABANDONED = "abandoned"
+PARTITIONS = 2
+
+
+class RecordingSink:
+    """`BatchSink.add/flush`; `fail_flush` makes the next flush raise, as an outage would."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.rows: dict[str, list[Sequence[Any]]] = {}
+        self.fail_flush = False
+
+    def add(self, table: str, row: Sequence[Any]) -> None:
+        self.journal.append(("add", table))
+        self.rows.setdefault(table, []).append(row)
+
+    async def flush(self) -> None:
+        if self.fail_flush:
+            raise RuntimeError("ClickHouse is down")
+        self.journal.append(("flush",))
+
+
+class RecordingPublisher:
+    """`Publisher.send/delivered`: records each record instead of producing it."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.sent: list[tuple[str, bytes | None, bytes | None, int | None]] = []
+        self.headers: list[list[tuple[str, bytes]]] = []  # per record in `sent`
+
+    async def send(self, topic: str, **record: Any) -> None:
+        self.journal.append(("send", topic))
+        self.sent.append((topic, record["key"], record["value"], record.get("partition")))
+        self.headers.append(record.get("headers") or [])
+
+    async def delivered(self) -> None:
+        self.journal.append(("delivered",))
+
+
+def sessions_table(app_id: str = "unit") -> faust.types.TableT[Any, Any]:
+    app = faust.App(app_id, store="memory://", autodiscover=False, web_enabled=False)
+    return app.Table("funnel-sessions", key_type=bytes, value_type=bytes)
+
+
+def batch_of(events: Sequence[Accepted], last_offset: int) -> PartitionBatch:
+    """A partition's share of a batch read from the events topic only."""
+    return PartitionBatch(events, {EVENTS: last_offset})
+
+
+def accepted(event: Event, partition: int, offset: int) -> Accepted:
+    key = event.session_id.encode()
+    message = RawMessage(EVENTS, partition, offset, event.occurred_at_ms, key, b"{}")
+    return Accepted(event, message)
+
+
+class Rig:
+    """A `FunnelProcessor` over a real Faust table, with switchable ownership and clock."""
+
+    def __init__(self, rules: FunnelRules, now_ms: int, partitions: int = PARTITIONS) -> None:
+        self.journal: Journal = []
+        self.sink = RecordingSink(self.journal)
+        self.publisher = RecordingPublisher(self.journal)
+        self.table = sessions_table()
+        self.now_ms = now_ms
+        self.owned = set(range(partitions))
+        self.end_offsets: dict[int, int] = {}
+        self.settled = True
+        self.processor = FunnelProcessor(
+            table=self.table,
+            rules=rules,
+            sink=self.sink,  # type: ignore[arg-type]
+            metrics=FunnelMetrics.create(
+                CollectorRegistry(), site_label_limit=10, lateness_ms=rules.lateness_ms
+            ),
+            clock=lambda: self.now_ms,
+            publisher=self.publisher,  # type: ignore[arg-type]
+            abandoned_topic=ABANDONED,
+            repartitioner=Repartitioner(
+                publisher=self.publisher,  # type: ignore[arg-type]
+                topic=REPARTITION,
+                partitions=partitions,
+                metrics=RepartitionMetrics.create(CollectorRegistry()),
+            ),
+            topics=Topics(EVENTS, REPARTITION, partitions),
+            owns=lambda partition: partition in self.owned,
+            assigned=lambda: sorted(self.owned),
+            end_offset=self.end_offset,
+            fetch_position=self.fetch_position,
+            settled=lambda: self.settled,
+        )
+
+    def end_offset(self, topic: str, partition: int) -> int:
+        return self.end_offsets.get(partition, 0) if topic == EVENTS else 0
+
+    async def fetch_position(self, topic: str, partition: int) -> int | None:
+        return 0  # nothing read yet: at the start of each partition
+
+    @property
+    def changelog(self) -> str:
+        name: str = self.table.changelog_topic.get_topic_name()
+        return name
