@@ -8,7 +8,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-PARTS = ("baseline", "decode", "engine", "faust", "worker", "mixed", "latency", "memory")
+PARTS = (
+    "baseline", "decode", "engine", "faust", "worker", "mixed", "workers2", "latency", "memory",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,9 @@ from streams.sim.generator import SimulatedMessage
 TOPIC = "bench.events"
 MIXED_TOPIC = "bench.events.mixed"
 UNKEYED_SHARE = 0.3
-THROUGHPUT_PARTS = frozenset({"baseline", "decode", "engine", "faust", "worker", "mixed"})
+THROUGHPUT_PARTS = frozenset(
+    {"baseline", "decode", "engine", "faust", "worker", "mixed", "workers2"}
+)
 _REPO = Path(__file__).resolve().parents[2]
 _TITLES = {
     "baseline": "aiokafka getmany + orjson.loads (baseline)",
@@ -45,6 +47,7 @@ _TITLES = {
     "engine": "funnel engine alone (PartitionFunnel, decoded events)",
     "faust": "Faust ceiling (take_events, nothing else)",
     "worker": "funnel worker, everything on",
+    "workers2": "two funnel workers in one group (2 cores, shared with the broker)",
     "mixed": "funnel worker, 30 % of messages unkeyed (repartitioned)",
 }
 
@@ -98,7 +101,11 @@ class _Runner:
             lambda _: asyncio.run(baseline_run(bootstrap, TOPIC, o.partitions, n, limit)),
         )
         self.timed("decode", lambda _: time_decoder(messages, wall_clock_ms()))
-        expected = self.engine(messages) if self.wanted & {"engine", "worker", "mixed"} else None
+        expected = (
+            self.engine(messages)
+            if self.wanted & {"engine", "worker", "mixed", "workers2"}
+            else None
+        )
         self.timed(
             "faust",
             lambda i: ceiling_run(
@@ -116,6 +123,7 @@ class _Runner:
                     "mixed": lambda i: self.worker(
                         bootstrap, expected, n, span, i, topic=MIXED_TOPIC
                     ),
+                    "workers2": lambda i: self.worker(bootstrap, expected, n, span, i, workers=2),
                 }
             )
 
@@ -152,14 +160,15 @@ class _Runner:
         i: int,
         *,
         topic: str = TOPIC,
+        workers: int = 1,
     ) -> Run:
-        name = f"{topic.replace('.', '-')}-{i}"
+        name = f"{topic.replace('.', '-')}-{workers}-{i}"
         data_dir = self.work / name
         try:
             return worker_run(
                 bootstrap=bootstrap, topic=topic, partitions=self.options.partitions,
                 expected=expected, events=n, app_id=f"bench-{name}", data_dir=data_dir,
-                report_range=span,
+                report_range=span, workers=workers,
             )  # fmt: skip
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)

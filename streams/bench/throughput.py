@@ -10,6 +10,7 @@ stage counts, as a check that what is queryable is also right.
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -56,20 +57,34 @@ def worker_run(
     app_id: str,
     data_dir: Path,
     report_range: tuple[datetime, datetime],
+    workers: int = 1,
 ) -> Run:
+    """`workers` > 1 runs that many in one consumer group (each its own chDB); their counters
+    are summed, and the report check (one worker's chDB holds only its partitions) is skipped."""
     limit = timeout_s(events)
     watch = _Watch()
-    with BenchWorker(
-        bootstrap=bootstrap,
-        app_id=app_id,
-        events_topic=topic,
-        partitions=partitions,
-        data_dir=data_dir,
-        rules_env={},  # the product defaults: lateness 5 min, abandonment 30 min
-    ) as worker:
+    with ExitStack() as stack:
+        group = [
+            stack.enter_context(
+                BenchWorker(
+                    bootstrap=bootstrap,
+                    app_id=app_id,
+                    events_topic=topic,
+                    partitions=partitions,
+                    data_dir=data_dir / f"w{i}",
+                    rules_env={},  # the product defaults: lateness 5 min, abandonment 30 min
+                )
+            )
+            for i in range(workers)
+        ]
+        worker = group[0]
         while True:
-            worker.check_alive("funnel worker")
-            samples = worker.metrics()
+            summed: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+            for member in group:
+                member.check_alive("funnel worker")
+                for key, value in member.metrics().items():
+                    summed[key] = summed.get(key, 0.0) + value
+            samples: Samples = summed
             at_s = time.monotonic() - worker.started
             consumed = int(total(samples, "funnel_events_consumed_total"))
             watch.progress.append((at_s, consumed))
@@ -89,8 +104,8 @@ def worker_run(
                 )
             time.sleep(POLL_FAST_S if consumed >= FAST_FROM * events else POLL_SLOW_S)
         rss, cpu_s = worker.rss_bytes(), worker.cpu_seconds()
-        note = _check_report(worker, expected, report_range)
-    open_sessions = total(samples, "funnel_open_sessions")
+        note = _check_report(worker, expected, report_range) if workers == 1 else ""
+    open_sessions = total(samples, "funnel_open_sessions") if workers == 1 else 0
     extra = {
         "startup_s": watch.started_s or 0.0,
         "consumed_s": watch.consumed_s,

@@ -120,14 +120,7 @@ def build_worker_app(
             guarded(processor.tick, fatal, "idle tick")
         )
 
-        async def on_revoked(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
-            revoked: set[TP] = args[0]  # mode's Signal passes the payload positionally
-            await processor.revoke(
-                {tp.partition for tp in revoked if tp.topic == settings.events_topic}
-            )
-
-        # mode's stubs declare a receiver union mypy cannot match an async def against.
-        app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+        _follow_rebalances(app, processor, settings.events_topic)
         return processor
 
     app = create_app(
@@ -140,3 +133,17 @@ def build_worker_app(
     )
     add_spend_agent(app, settings, sink=sink, registry=registry, clock=clock, fatal=fatal)
     return app
+
+
+def _follow_rebalances(app: faust.App, processor: FunnelProcessor, topic: str) -> None:
+    async def on_revoked(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
+        revoked: set[TP] = args[0]  # mode's Signal passes the payload positionally
+        await processor.revoke({tp.partition for tp in revoked if tp.topic == topic})
+
+    async def on_assigned(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
+        assigned: set[TP] = args[0]
+        await processor.keep_partitions({tp.partition for tp in assigned if tp.topic == topic})
+
+    # mode's stubs declare a receiver union mypy cannot match an async def against.
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]

@@ -36,7 +36,7 @@ from streams.worker.ingest import Accepted, PartitionBatch, RawMessage
 from streams.worker.publisher import Publisher
 from streams.worker.repartition import Repartitioner
 from streams.worker.sink_rows import dead_letter_row, fact_row, raw_event_row
-from streams.worker.table_store import StagedTableStore
+from streams.worker.table_store import StagedTableStore, keep_only
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +206,7 @@ class FunnelProcessor:
         return max(0, self._end_offset(topic, partition) - position)
 
     async def revoke(self, partitions: Iterable[int]) -> None:
+        """Drop the revoked partitions' funnels; rebuilt from the table if they come back."""
         async with self._lock:
             for partition in partitions:
                 entry = self._partitions.pop(partition, None)
@@ -215,6 +216,11 @@ class FunnelProcessor:
                     entry.store.discard()
                     self._metrics.forget_partition(partition)
                     self._repartitioner.forget_partition(partition)
+
+    async def keep_partitions(self, partitions: Iterable[int]) -> None:
+        """Drop the table keys of partitions no longer owned, once the new assignment is known."""
+        async with self._lock:
+            keep_only(self._table, set(partitions))
 
     def _partition(self, partition: int) -> _Partition:
         # Built lazily: Faust has recovered the table before it hands us the first event.

@@ -65,8 +65,16 @@ class StagedTableStore:
         return written
 
     def discard(self) -> None:
-        """Forget the partition's keys locally (after it was revoked)."""
-        data = self._table.data
-        for table_key in [k for k in data if k.startswith(self._prefix.encode())]:
-            data.pop(table_key, None)
+        """Forget the staged writes (the partition was revoked before they were committed)."""
         self._staged.clear()
+
+
+def keep_only(table: faust.types.TableT[Any, Any], partitions: set[int]) -> None:
+    """Drop the local keys of every partition not in `partitions` (the new assignment).
+
+    Not at revocation: Faust revokes every partition at each rebalance, then recovers a kept
+    partition only from where its last recovery stopped, so its keys must survive.
+    """
+    data = table.data
+    for table_key in [k for k in data if int(k.split(b"|", 1)[0]) not in partitions]:
+        data.pop(table_key, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.worker.table_store import StagedTableStore
+from streams.worker.table_store import StagedTableStore, keep_only
 from tests.unit.worker.fakes import RecordingPublisher, sessions_table
 
 
@@ -30,12 +30,20 @@ def test_writes_are_staged_until_commit_then_reach_table_and_changelog() -> None
     assert asyncio.run(store.commit(publisher)) == 0
 
 
-def test_a_partition_lists_and_discards_only_its_own_keys() -> None:
+def test_a_partition_lists_its_own_keys_and_discard_forgets_only_staged_writes() -> None:
     table = sessions_table()
     table.data.update({b"1|a": b"1a", b"1|b": b"1b", b"12|a": b"12a", b"2|a": b"2a"})
     one = StagedTableStore(table, partition=1)
     assert sorted(one.items()) == [("a", b"1a"), ("b", b"1b")]
     one.put("c", b"staged")
     one.discard()
+    # Kept: Faust recovers a partition kept across a rebalance only from where it stopped.
+    assert dict(table.data) == {b"1|a": b"1a", b"1|b": b"1b", b"12|a": b"12a", b"2|a": b"2a"}
+    assert one.get("c") is None
+
+
+def test_keep_only_drops_the_keys_of_partitions_not_assigned() -> None:
+    table = sessions_table()
+    table.data.update({b"1|a": b"1a", b"12|a": b"12a", b"2|a": b"2a"})
+    keep_only(table, {2, 12})
     assert dict(table.data) == {b"12|a": b"12a", b"2|a": b"2a"}
-    assert one.get("c") is None  # staged writes are forgotten too
