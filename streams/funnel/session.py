@@ -47,6 +47,7 @@ from streams.funnel.facts import (
 )
 from streams.funnel.rules import FunnelRules
 from streams.funnel.session_size import event_bytes
+from streams.funnel.watermark import is_future
 
 TIE_RANK: dict[EventType, int] = {
     EventType.PAGE_VIEW: 0,
@@ -188,6 +189,20 @@ def wake_after(state: SessionState, rules: FunnelRules) -> int:
     if deadline is not None:
         times.append(deadline - 1)  # fires when bound >= deadline
     return min(times)
+
+
+def starts_anew(
+    state: SessionState | None, event: Event, observed_ms: int | None, rules: FunnelRules
+) -> bool:
+    """Whether ``event`` reuses the session id: more than the retention plus the lateness after
+    the session's latest event. Event times alone decide; a future-dated event (beyond the skew
+    allowed against ``observed_ms``) never does, so a fast producer clock cannot split a session.
+    """
+    if state is None:
+        return False
+    if observed_ms is not None and is_future(event.occurred_at_ms, observed_ms, rules):
+        return False
+    return event.occurred_at_ms > state.last_event_ms + rules.retention_ms + rules.lateness_ms
 
 
 def expired(state: SessionState, bound_ms: int, rules: FunnelRules) -> bool:
