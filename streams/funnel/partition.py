@@ -62,7 +62,7 @@ from streams.funnel.store import (
     session_key,
     split_key,
 )
-from streams.funnel.watermark import Watermark
+from streams.funnel.watermark import Watermark, is_future
 
 _WATERMARK_FORMAT = 1
 UNHELD = 2**62
@@ -162,6 +162,15 @@ class PartitionFunnel:
         watermark = self.watermark_ms
         return None if watermark is None else watermark - self._rules.lateness_ms
 
+    def _bound_after(self, event: Event, observed_ms: int | None) -> int | None:
+        own = self._own.value
+        t = event.occurred_at_ms
+        if observed_ms is not None and not is_future(t, observed_ms, self._rules):
+            own = t if own is None else max(own, t)
+        if own is None or self.hold_ms is None:
+            return None
+        return min(own, self.hold_ms) - self._rules.lateness_ms
+
     def _offer(
         self,
         batch: BatchView,
@@ -175,10 +184,14 @@ class PartitionFunnel:
         state = batch.get(key)
         bound = self._bound()
         floor = None
-        if starts_anew(state, event, observed_ms, self._rules):
-            # Decided by event times alone (not holds, ticks, batches or partition count): the
-            # old session can take no more events, so it is closed here, whatever the bound.
-            assert state is not None
+        after = self._bound_after(event, observed_ms)
+        if state is not None and (
+            starts_anew(state, event, self._rules)
+            or (after is not None and expired(state, after, self._rules))
+        ):
+            # A reuse is decided by event times alone (not holds, ticks or partition count).
+            # A state the bound this event brings expires is closed now too, so the outcome
+            # (late, not duplicate) does not depend on where batches end.
             floor = close_bound(state, self._rules)
             facts += finalise(state, event.site_id, event.session_id, floor, self._rules)
             batch.expire(key)
