@@ -49,6 +49,7 @@ from streams.funnel.session import (
     finalise,
     is_behind,
     is_duplicate,
+    starts_anew,
     wake_after,
 )
 from streams.funnel.session_size import capped
@@ -184,11 +185,13 @@ class PartitionFunnel:
         bound = self._bound()
         floor = None
         after = self._bound_after(event, observed_ms)
-        if state is not None and after is not None and expired(state, after, self._rules):
-            # The bound this event brings (own watermark at its time, capped by the hold)
-            # closes the old session now: a session id reused more than the retention plus
-            # the lateness later starts a new session whatever the batch boundaries and
-            # whether idle ticks expired it; a forward still on its way holds it open.
+        if state is not None and (
+            starts_anew(state, event, self._rules)
+            or (after is not None and expired(state, after, self._rules))
+        ):
+            # A reuse is decided by event times alone (not holds, ticks or partition count).
+            # A state the bound this event brings expires is closed now too, so the outcome
+            # (late, not duplicate) does not depend on where batches end.
             floor = close_bound(state, self._rules)
             facts += finalise(state, event.site_id, event.session_id, floor, self._rules)
             batch.expire(key)

@@ -2,11 +2,11 @@
 
 Product definitions:
 - A session is (site_id, session_id, start). An on-time event more than the retention (see
-  ``FunnelRules.retention_ms``) plus the lateness after the session's latest event starts a NEW
-  session with the same id (new stages, carts, dedup set): decided by event times alone,
-  whether or not idle ticks already expired the old state. ``start`` is the time of the
-  session's earliest event (fixed once its first event is final: later events are never
-  earlier); it tells reused ids apart downstream.
+  ``FunnelRules.retention_ms``) after the session's latest event starts a NEW session with the
+  same id (new stages, carts, dedup set): decided by event times alone, whether or not idle
+  ticks already expired the old state, and whatever the repartition hold. ``start`` is the
+  time of the session's earliest event (fixed once its first event is final: later events are
+  never earlier); it tells reused ids apart downstream.
 - Size: a session holds at most ``SessionLimits``; past them it is capped (``session_size``).
 - Duplicates: an event whose event_id the session has already accepted changes nothing; the
   dedup horizon is the life of the state, which is at least the conversion window W. A purchase
@@ -188,6 +188,13 @@ def wake_after(state: SessionState, rules: FunnelRules) -> int:
     if deadline is not None:
         times.append(deadline - 1)  # fires when bound >= deadline
     return min(times)
+
+
+def starts_anew(state: SessionState | None, event: Event, rules: FunnelRules) -> bool:
+    """Whether ``event`` reuses the session id: more than the retention after the session's
+    latest event. Event times alone decide, so the answer is the same whether or not the
+    bound has already expired the old state."""
+    return state is not None and event.occurred_at_ms > state.last_event_ms + rules.retention_ms
 
 
 def expired(state: SessionState, bound_ms: int, rules: FunnelRules) -> bool:

@@ -72,6 +72,23 @@ def test_a_reused_session_id_is_two_sessions_whether_or_not_a_tick_came_between(
     assert set(with_tick) == expected.stages | expected.orders | expected.carts
 
 
+def test_a_reused_session_id_is_two_sessions_while_the_hold_is_unknown() -> None:
+    # Right after a start, other partitions' progress (the hold) is not known yet: the bound is
+    # None. Event times alone still tell the revisit apart, and the old session's copy is late.
+    funnel = PartitionFunnel(DictStore(), RULES)
+    funnel.hold_ms = None
+    revisit = T0 + 48 * HOUR_MS
+    first = ev(ADD, T0, event_id="a")
+    second = ev(ADD, revisit, event_id="b")
+    result = funnel.process_batch([(first, T0), (second, revisit), (first, revisit)])
+    assert result.outcomes == (Outcome.ACCEPTED, Outcome.ACCEPTED, Outcome.LATE)
+    funnel.hold_ms = revisit + 30 * DAY_MS
+    facts = list(result.facts) + flush(funnel, revisit + 30 * DAY_MS)
+    assert {f.session_start_ms for f in facts} == {T0, revisit}
+    expected = reference([first, second], RULES)
+    assert set(facts) == expected.stages | expected.orders | expected.carts
+
+
 def test_an_event_of_the_closed_session_is_late_for_the_new_one() -> None:
     funnel = PartitionFunnel(DictStore(), RULES)
     revisit = T0 + 48 * HOUR_MS
