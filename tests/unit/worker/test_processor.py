@@ -147,9 +147,9 @@ def test_a_forward_goes_to_its_sessions_partition_before_the_marker_behind_it() 
 def test_a_batch_replayed_after_its_state_was_stored_is_not_judged_again() -> None:
     """A crash after the state reached the table but before the offsets were acked: the batch
     comes again. Judged against the newer state, the first event would be late (its session
-    expired once the second event moved the watermark a day on); it is already counted."""
-    rig = Rig(RULES, now_ms=T0 + 2 * DAY_MS, partitions=1)
-    events = [ev(PV, T0, session_id="a"), ev(PV, T0 + DAY_MS, session_id="b")]
+    expired once the second event moved the watermark three days on); it is already counted."""
+    rig = Rig(RULES, now_ms=T0 + 4 * DAY_MS, partitions=1)
+    events = [ev(PV, T0, session_id="a"), ev(PV, T0 + 3 * DAY_MS, session_id="b")]
     batch = {0: batch_of([accepted(e, 0, offset) for offset, e in enumerate(events)], 1)}
     first = asyncio.run(rig.processor.process(batch))
     assert first == {0: [Outcome.ACCEPTED, Outcome.ACCEPTED]}
@@ -159,5 +159,5 @@ def test_a_batch_replayed_after_its_state_was_stored_is_not_judged_again() -> No
     assert replayed == {0: [Outcome.DUPLICATE, Outcome.DUPLICATE]}
     assert rig.sink.rows["events_raw"] == rows
     # Reads after the stored state are processed as ever.
-    later = {0: batch_of([accepted(ev(PV, T0 + DAY_MS + 1, session_id="b"), 0, 2)], 2)}
+    later = {0: batch_of([accepted(ev(PV, T0 + 3 * DAY_MS + 1, session_id="b"), 0, 2)], 2)}
     assert asyncio.run(rig.processor.process(later)) == {0: [Outcome.ACCEPTED]}
