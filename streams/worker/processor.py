@@ -4,7 +4,8 @@ Per batch, in this order: run each partition's funnel (state changes staged), ad
 and facts to the sink, flush the sink once, then send the staged state to the changelogged
 table; the caller waits for those records to be delivered before the offsets are acked. So a
 crash at any point replays events whose rows are either already in ClickHouse (idempotent) or
-whose state was never written (recomputed identically).
+whose state was never written (recomputed identically); reads whose state was written (it
+records the next offset per topic it covers) are skipped, not judged against the newer state.
 
 Events read in another session's partition are first forwarded through the repartition topic
 (``repartition``); those forwards are on the broker before the progress markers behind them are
