@@ -15,8 +15,12 @@ watermark, a backlog would make it late. So lateness is judged where the storefr
 - A caught-up, idle source advances with the wall clock like any partition, so a source with no
   traffic does not hold the others back for ever.
 
-The state (source watermark and markers seen) is stored with the partition's sessions under
-``PROGRESS_KEY``, so a restarted worker resumes from it.
+The state (source watermark, markers seen, and the next offset per topic the stored state
+covers) is stored with the partition's sessions under ``PROGRESS_KEY``, after them, so a
+restarted worker resumes from it. A crash after the state is stored but before the offsets are
+committed replays reads the state already covers: ``replayed`` tells them apart, since judged
+again against the newer state they would come back late (their session may be gone by then),
+and re-forwarded they would arrive behind markers that already cover them.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from streams.funnel.partition import UNHELD
 from streams.funnel.rules import FunnelRules
 from streams.funnel.watermark import Watermark
 
-_FORMAT = 1
+_FORMAT = 2
 
 
 class SourceProgress:
@@ -40,7 +44,8 @@ class SourceProgress:
         self._others = [p for p in range(partitions) if p != partition]
         self.source = Watermark(rules)
         self._marks: dict[int, int] = {}
-        self._saved: tuple[int | None, dict[int, int]] = (None, {})
+        self._applied: dict[str, int] = {}  # topic -> next offset the stored state covers
+        self._saved: tuple[int | None, dict[int, int], dict[str, int]] = (None, {}, {})
         self._announced: int | None = None  # in memory only: a restart announces again
 
     def judge(self, occurred_at_ms: int, kafka_ts_ms: int) -> bool:
@@ -69,6 +74,14 @@ class SourceProgress:
     def announced(self, watermark_ms: int) -> None:
         self._announced = watermark_ms
 
+    def replayed(self, topic: str, offset: int) -> bool:
+        """Whether the stored state already covers this read (see module doc)."""
+        return offset < self._applied.get(topic, 0)
+
+    def applied(self, topic: str, next_offset: int) -> None:
+        """The state about to be stored covers the reads of ``topic`` before ``next_offset``."""
+        self._applied[topic] = max(next_offset, self._applied.get(topic, 0))
+
     def lag_ms(self) -> int | None:
         """How far the hold keeps this partition's sources behind its own source watermark."""
         hold = self.hold_ms()
@@ -78,17 +91,19 @@ class SourceProgress:
 
     def dump(self) -> bytes | None:
         """The state to store, or None when unchanged since the last dump or load."""
-        state = (self.source.value, dict(self._marks))
+        state = (self.source.value, dict(self._marks), dict(self._applied))
         if state == self._saved:
             return None
         self._saved = state
         marks = sorted(self._marks.items())
-        return orjson.dumps([_FORMAT, self.source.value, marks])
+        return orjson.dumps([_FORMAT, self.source.value, marks, sorted(self._applied.items())])
 
     def load(self, raw: bytes) -> None:
-        version, source, marks = orjson.loads(raw)
-        if version != _FORMAT:
-            raise ValueError(f"unknown progress format version {version!r}")
+        state = orjson.loads(raw)
+        if state[0] != _FORMAT:
+            raise ValueError(f"unknown progress format version {state[0]!r}")
+        _, source, marks, applied = state
         self.source.value = source
         self._marks = {int(p): int(w) for p, w in marks if int(p) in self._others}
-        self._saved = (self.source.value, dict(self._marks))
+        self._applied = {str(t): int(o) for t, o in applied}
+        self._saved = (self.source.value, dict(self._marks), dict(self._applied))

@@ -4,7 +4,8 @@ Per batch, in this order: run each partition's funnel (state changes staged), ad
 and facts to the sink, flush the sink once, then send the staged state to the changelogged
 table; the caller waits for those records to be delivered before the offsets are acked. So a
 crash at any point replays events whose rows are either already in ClickHouse (idempotent) or
-whose state was never written (recomputed identically).
+whose state was never written (recomputed identically); reads whose state was written (it
+records the next offset per topic it covers) are skipped, not judged against the newer state.
 
 Events read in another session's partition are first forwarded through the repartition topic
 (``repartition``); those forwards are on the broker before the progress markers behind them are
@@ -14,7 +15,7 @@ sent and before any state that remembers judging them is written.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,32 @@ class _Partition:
     funnel: PartitionFunnel
     store: StagedTableStore
     progress: SourceProgress
+
+
+@dataclass(frozen=True, slots=True)
+class _Fresh:
+    """A partition batch without the reads its stored state already covers: after a crash
+    before the offsets were acked, those are neither judged, forwarded nor offered again
+    (judged against the newer state they would come back late; see ``progress``)."""
+
+    read_mask: list[bool]
+    forwarded_mask: list[bool]
+    read: list[Accepted]
+    forwarded: list[tuple[Accepted, bool]]
+
+    @staticmethod
+    def of(progress: SourceProgress, part: PartitionBatch) -> _Fresh:
+        def fresh(item: Accepted) -> bool:
+            return not progress.replayed(item.message.topic, item.message.offset)
+
+        reads = [fresh(a) for a in part.accepted]
+        forwards = [fresh(a) for a, _ in part.forwarded]
+        return _Fresh(
+            reads,
+            forwards,
+            [a for a, keep in zip(part.accepted, reads, strict=True) if keep],
+            [f for f, keep in zip(part.forwarded, forwards, strict=True) if keep],
+        )
 
 
 class FunnelProcessor:
@@ -101,7 +128,7 @@ class FunnelProcessor:
             # consumption bounds how far one storefront can push event time (see partition).
             now_ms = self._clock()
             outcomes: dict[int, list[Outcome]] = {}
-            owned: dict[int, tuple[PartitionBatch, list[bool]]] = {}
+            owned: dict[int, tuple[PartitionBatch, _Fresh, list[bool]]] = {}
             forwarded = False
             for partition, part in batch.items():
                 if not self._owns(partition):
@@ -113,32 +140,37 @@ class FunnelProcessor:
                 for topic, offset in part.last_offsets.items():
                     self._positions[topic, partition] = offset + 1
                 entry = self._partition(partition)
-                read = [(a.event, a.message) for a in part.accepted]
+                fresh = _Fresh.of(entry.progress, part)
+                read = [(a.event, a.message) for a in fresh.read]
                 stays = await self._repartitioner.split(entry.progress, read)
                 forwarded = forwarded or not all(stays)
-                owned[partition] = (part, stays)
+                owned[partition] = (part, fresh, stays)
             if forwarded:
                 await self._publisher.delivered()  # forwards first, then the markers behind them
             results: list[tuple[int, BatchResult]] = []
-            for partition, (part, stays) in owned.items():
+            for partition, (part, fresh, stays) in owned.items():
                 entry = self._partitions[partition]
                 await self._repartitioner.announce(entry.progress)
-                direct = [a for a, stay in zip(part.accepted, stays, strict=True) if stay]
+                direct = [a for a, stay in zip(fresh.read, stays, strict=True) if stay]
+                offered = fresh.forwarded
                 result = entry.funnel.process_batch(
                     [(a.event, min(a.message.timestamp_ms, now_ms)) for a in direct],
-                    [(a.event, late) for a, late in part.forwarded],
+                    [(a.event, late) for a, late in offered],
                 )
                 # A marker covers the forwards before it, some of which this batch has just
                 # offered: it holds finalisation from the next batch or tick on.
                 for source, watermark in part.markers:
                     entry.progress.see(source, watermark)
                 entry.funnel.hold_ms = entry.progress.hold_ms()
-                processed = [*direct, *(a for a, _ in part.forwarded)]
+                processed = [*direct, *(a for a, _ in offered)]
                 self._add_raw(processed, result.outcomes, now_ms)
+                for topic, offset in part.last_offsets.items():
+                    entry.progress.applied(topic, offset + 1)
                 done = iter(result.outcomes)
+                stay = iter(stays)
                 outcomes[partition] = [
-                    *(next(done) if stay else Outcome.REPARTITIONED for stay in stays),
-                    *done,
+                    *(_outcome(keep and next(stay), keep, done) for keep in fresh.read_mask),
+                    *(_outcome(keep, keep, done) for keep in fresh.forwarded_mask),
                 ]
                 results.append((partition, result))
             await self._complete(results)
@@ -261,3 +293,10 @@ class FunnelProcessor:
                     key=fact.session_id.encode(),
                     value=abandoned_cart_message(fact),
                 )
+
+
+def _outcome(offered: bool, fresh: bool, done: Iterator[Outcome]) -> Outcome:
+    """A read's outcome: the funnel's if offered, forwarded elsewhere, or already applied."""
+    if offered:
+        return next(done)
+    return Outcome.REPARTITIONED if fresh else Outcome.DUPLICATE

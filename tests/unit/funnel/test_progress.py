@@ -118,20 +118,31 @@ class World:
         for send, p in zip(on_time(d.sends), placement, strict=False):
             self.sources[p].append(send)
         self.queues: list[list[Forward]] = [[] for _ in range(N)]
+        self.offsets = [[0, 0] for _ in range(N)]  # next offset read: source, queue
         self.facts: list[Fact] = []
         self.late = 0
 
     def step(self, p: int, n_source: int, n_queue: int, replay: bool) -> None:
+        at = (self.offsets[p][0], self.offsets[p][1])
         taken = self.sources[p][:n_source], self.queues[p][:n_queue]
         del self.sources[p][:n_source], self.queues[p][:n_queue]
-        self._run(p, *taken)
+        self.offsets[p] = [at[0] + len(taken[0]), at[1] + len(taken[1])]
+        self._run(p, at, *taken)
         if replay:  # the state was stored, the offsets were not: the same reads again
-            self._run(p, *taken)
+            self._run(p, at, *taken)
 
-    def _run(self, p: int, reads: list[tuple[Event, int]], queue: list[Forward]) -> None:
+    def _run(
+        self, p: int, at: tuple[int, int], reads: list[tuple[Event, int]], queue: list[Forward]
+    ) -> None:
+        """As the processor: reads the stored progress already covers are skipped."""
         node = self.nodes[p]
+        progress = node.progress
+        fresh = [q for i, q in enumerate(queue, at[1]) if not progress.replayed("queue", i)]
+        new = [r for i, r in enumerate(reads, at[0]) if not progress.replayed("events", i)]
+        progress.applied("queue", at[1] + len(queue))
+        progress.applied("events", at[0] + len(reads))
         direct = []
-        for event, ts in reads:
+        for event, ts in new:
             late = node.progress.judge(event.occurred_at_ms, ts)
             target = self.home[event.session_id]
             if target == p:
@@ -139,7 +150,7 @@ class World:
             else:
                 self.queues[target].append((event, late))
         self.announce(node)
-        forwarded = [item for item in queue if isinstance(item[0], Event)]
+        forwarded = [item for item in fresh if isinstance(item[0], Event)]
         self.record(node, node.funnel.process_batch(direct, forwarded))
         for item in queue:
             if not isinstance(item[0], Event):

@@ -11,7 +11,7 @@ from sinks.tables import COLUMNS
 from streams.funnel.partition import Outcome
 from streams.funnel.rules import FunnelRules
 from streams.worker.repartition import LATE_HEADER
-from tests.unit.funnel.builders import ADD, PV, T0, ev
+from tests.unit.funnel.builders import ADD, DAY_MS, PV, T0, ev
 from tests.unit.worker.fakes import ABANDONED, REPARTITION, Rig, accepted, batch_of
 
 RULES = FunnelRules()
@@ -142,3 +142,22 @@ def test_a_forward_goes_to_its_sessions_partition_before_the_marker_behind_it() 
                            ("send", REPARTITION)]  # fmt: skip
     marker = [r for r in rig.publisher.sent if r[0] == REPARTITION and not r[2]]
     assert [partition for *_, partition in marker] == [0]
+
+
+def test_a_batch_replayed_after_its_state_was_stored_is_not_judged_again() -> None:
+    """A crash after the state reached the table but before the offsets were acked: the batch
+    comes again. Judged against the newer state, the first event would be late (its session
+    expired once the second event moved the watermark three days on); it is already counted."""
+    rig = Rig(RULES, now_ms=T0 + 4 * DAY_MS, partitions=1)
+    events = [ev(PV, T0, session_id="a"), ev(PV, T0 + 3 * DAY_MS, session_id="b")]
+    batch = {0: batch_of([accepted(e, 0, offset) for offset, e in enumerate(events)], 1)}
+    first = asyncio.run(rig.processor.process(batch))
+    assert first == {0: [Outcome.ACCEPTED, Outcome.ACCEPTED]}
+    rows = list(rig.sink.rows["events_raw"])
+    asyncio.run(rig.processor.revoke({0}))  # a restart: only the table survives
+    replayed = asyncio.run(rig.processor.process(batch))
+    assert replayed == {0: [Outcome.DUPLICATE, Outcome.DUPLICATE]}
+    assert rig.sink.rows["events_raw"] == rows
+    # Reads after the stored state are processed as ever.
+    later = {0: batch_of([accepted(ev(PV, T0 + 3 * DAY_MS + 1, session_id="b"), 0, 2)], 2)}
+    assert asyncio.run(rig.processor.process(later)) == {0: [Outcome.ACCEPTED]}
