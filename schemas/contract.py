@@ -81,3 +81,38 @@ MAX_QUANTITY = 1_000_000
 MAX_MONEY = 10**15
 # ClickHouse stores money as Decimal(38, 6); more places would be silently rounded.
 MAX_DECIMAL_PLACES = 6
+
+# Patterns shared by the decoder (re.search) and the JSON Schema ("pattern", ECMA 262), so both
+# read them alike: "(?![\s\S])" ends the string in both dialects, where "$" in Python also
+# matches before a final newline.
+_END = r"(?![\s\S])"
+# Exact decimal strings only: no sign, exponent, spaces or digit separators; < MAX_MONEY.
+MONEY_PATTERN = rf"^[0-9]{{1,15}}(?:\.[0-9]{{1,{MAX_DECIMAL_PLACES}}})?{_END}"
+# RFC 3339 date-time with an offset (upper-case T and Z, as JSON Schema's "date-time").
+TIMESTAMP_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    rf"(?:Z|[+-][0-9]{{2}}:[0-9]{{2}}){_END}"
+)
+# Ids: no control characters (a NUL byte in an id is never meant).
+PLAIN_TEXT_PATTERN = rf"^[^\x00-\x1f\x7f]*{_END}"
+COUNTRY_PATTERN = rf"^[A-Za-z]{{2}}{_END}"
+
+# ISO 4217 codes in use (with funds and precious metals), less XTS (testing) and XXX (none).
+CURRENCIES: frozenset[str] = frozenset(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN
+    BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP
+    ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK
+    JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK
+    MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN
+    PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB
+    TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XAG
+    XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XUA YER ZAR ZMW ZWG ZWL
+    """.split()  # noqa: SIM905 -- a table of codes reads better than 180 quoted strings
+)
+# Case-insensitive, spelled out ([Ee][Uu][Rr]) since ECMA 262 has no inline (?i).
+CURRENCY_PATTERN = (
+    "^(?:"
+    + "|".join("".join(f"[{c}{c.lower()}]" for c in code) for code in sorted(CURRENCIES))
+    + f"){_END}"
+)

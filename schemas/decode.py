@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import orjson
 
 from schemas.contract import (
+    COUNTRY_PATTERN,
+    CURRENCY_PATTERN,
     DEVICES,
     EVENT_TYPE_ALIASES,
     FIELDS,
@@ -19,14 +21,26 @@ from schemas.contract import (
     MAX_ITEMS,
     MAX_MONEY,
     MAX_QUANTITY,
+    MONEY_PATTERN,
+    PLAIN_TEXT_PATTERN,
+    TIMESTAMP_PATTERN,
     FieldSpec,
     Kind,
 )
 from schemas.event import Device, Event, EventType, Item
 
 _HOUR_MS = 3_600_000
-_COUNTRY = re.compile(r"[A-Z]{2}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+# The JSON Schema's patterns, searched the way jsonschema searches them.
+_COUNTRY = re.compile(COUNTRY_PATTERN)
+_CURRENCY = re.compile(CURRENCY_PATTERN)
+_MONEY = re.compile(MONEY_PATTERN)
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
+_PLAIN_TEXT = re.compile(PLAIN_TEXT_PATTERN)
+# JSON numbers are binary floats: 3.3000000000000003 means 3.3, so they are rounded to the
+# places money has; decimal strings are exact and must fit them.
+_PLACES = Decimal(1).scaleb(-MAX_DECIMAL_PLACES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +108,10 @@ def _build(doc: dict[str, Any], now_ms: int, limits: DecodeLimits) -> Event:
         )
     if "value" in values and "currency" not in values:
         raise _InvalidError("currency_required", "currency required when value is set")
-    if values["event_type"] is EventType.PURCHASE and "order_id" not in values:
+    purchase = values["event_type"] is EventType.PURCHASE
+    if purchase and "items" in values and "currency" not in values:
+        raise _InvalidError("currency_required", "currency required for a purchase with items")
+    if purchase and "order_id" not in values:
         raise _InvalidError("order_id_required", "order_id required for purchase")
     if "items" in values:
         values["items"] = tuple(values["items"])
@@ -113,6 +130,14 @@ def _check_string(spec: FieldSpec, value: Any) -> str:
     return value
 
 
+def _check_id(spec: FieldSpec, value: Any) -> str:
+    """An identifier: a string without control characters (a NUL byte in an id is never meant;
+    free text such as a campaign name may carry a stray tab)."""
+    if not _PLAIN_TEXT.search(_check_string(spec, value)):
+        raise _InvalidError("invalid_value", f"{spec.name} contains control characters")
+    return str(value)
+
+
 def _check_event_type(spec: FieldSpec, value: Any) -> EventType:
     if not isinstance(value, str):
         raise _InvalidError("wrong_type", f"{spec.name} must be a string, got {_json_type(value)}")
@@ -124,6 +149,8 @@ def _check_event_type(spec: FieldSpec, value: Any) -> EventType:
 
 
 def _check_timestamp(spec: FieldSpec, value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1.7e12 is an integer to JSON Schema too
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise _InvalidError(
             "wrong_type",
@@ -132,15 +159,18 @@ def _check_timestamp(spec: FieldSpec, value: Any) -> int:
         )
     if isinstance(value, int):
         return value
+    if _TIMESTAMP.search(value) is None and _TIMESTAMP.search(value + "Z") is not None:
+        raise _InvalidError("invalid_value", f"{spec.name} {value[:64]!r} has no UTC offset")
     try:
+        if _TIMESTAMP.search(value) is None:
+            raise ValueError(value)
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise _InvalidError(
             "invalid_value", f"{spec.name} {value[:64]!r} is not an RFC 3339 timestamp"
         ) from None
-    if parsed.tzinfo is None:
-        raise _InvalidError("invalid_value", f"{spec.name} {value[:64]!r} has no UTC offset")
-    return int(parsed.timestamp() * 1000)
+    # Exact and overflow-free for any year, unlike .timestamp().
+    return (parsed - _EPOCH) // _MS
 
 
 def _check_device(spec: FieldSpec, value: Any) -> Device:
@@ -154,10 +184,10 @@ def _check_device(spec: FieldSpec, value: Any) -> Device:
 
 def _check_code(pattern: re.Pattern[str], what: str) -> Callable[[FieldSpec, Any], str]:
     def check(spec: FieldSpec, value: Any) -> str:
-        code = _check_string(spec, value).upper()
-        if not pattern.fullmatch(code):
+        # Matched before upper-casing: "ß".upper() is "SS".
+        if not pattern.search(_check_string(spec, value)):
             raise _InvalidError("invalid_value", f"{spec.name} {value[:16]!r} is not {what}")
-        return code
+        return str(value).upper()
 
     return check
 
@@ -167,20 +197,22 @@ def _check_decimal(spec: FieldSpec, value: Any) -> Decimal:
         raise _InvalidError(
             "wrong_type", f"{spec.name} must be a number or numeric string, got {_json_type(value)}"
         )
-    try:
-        # str() of a float is its shortest round-trip form, so 19.99 stays 19.99.
-        amount = Decimal(value if isinstance(value, str) else str(value))
-    except InvalidOperation:
-        raise _InvalidError("invalid_value", f"{spec.name} {value!r:.32} is not a number") from None
-    if not amount.is_finite() or amount < 0 or amount >= MAX_MONEY:
+    if isinstance(value, str):
+        if not _MONEY.search(value):
+            raise _InvalidError(
+                "invalid_value",
+                f"{spec.name} {value!r:.32} is not a decimal like 12.50 "
+                f"(digits, at most {MAX_DECIMAL_PLACES} places)",
+            )
+        return Decimal(value)
+    if value < 0 or value >= MAX_MONEY:  # floats are finite: orjson refuses NaN and Infinity
         raise _InvalidError(
             "invalid_value", f"{spec.name} {value!r:.32} must be between 0 and {MAX_MONEY}"
         )
+    # str() of a float is its shortest round-trip form, so 19.99 stays 19.99.
+    amount = Decimal(str(value))
     if -amount.as_tuple().exponent > MAX_DECIMAL_PLACES:  # type: ignore[operator]
-        raise _InvalidError(
-            "invalid_value",
-            f"{spec.name} {value!r:.32} has more than {MAX_DECIMAL_PLACES} decimal places",
-        )
+        amount = amount.quantize(_PLACES, rounding=ROUND_HALF_EVEN)
     return amount
 
 
@@ -204,6 +236,8 @@ def _check_item(index: int, line: Any) -> Item:
         if line.get(name) is None:
             raise _InvalidError("missing_field", f"missing field {where}.{name}")
     quantity = line["quantity"]
+    if isinstance(quantity, float) and quantity.is_integer():
+        quantity = int(quantity)  # 2.0 is an integer to JSON Schema too
     if isinstance(quantity, bool) or not isinstance(quantity, int):
         raise _InvalidError(
             "wrong_type", f"{where}.quantity must be an integer, got {_json_type(quantity)}"
@@ -211,15 +245,13 @@ def _check_item(index: int, line: Any) -> Item:
     if not 1 <= quantity <= MAX_QUANTITY:
         raise _InvalidError("invalid_value", f"{where}.quantity {quantity} must be >= 1")
     try:
-        return Item(
-            _check_string(_SKU, line["sku"]), quantity, _check_decimal(_PRICE, line["price"])
-        )
+        return Item(_check_id(_SKU, line["sku"]), quantity, _check_decimal(_PRICE, line["price"]))
     except _InvalidError as invalid:
         raise _InvalidError(invalid.rejection.code, f"{where}.{invalid.rejection.detail}") from None
 
 
 _CHECKS: dict[Kind, Callable[[FieldSpec, Any], Any]] = {
-    Kind.ID: _check_string,
+    Kind.ID: _check_id,
     Kind.TEXT: _check_string,
     Kind.EVENT_TYPE: _check_event_type,
     Kind.TIMESTAMP: _check_timestamp,

@@ -53,6 +53,12 @@ class SinkMetrics:
             ),
         )  # fmt: skip
 
+    def __post_init__(self) -> None:
+        # Both series exist from the start at 0, so the first failure of either kind is an
+        # increase an alert can see (a series born at 1 never "increases").
+        for retriable in ("true", "false"):
+            self.errors.labels(retriable)
+
 
 class BatchSink:
     def __init__(
@@ -96,7 +102,7 @@ class BatchSink:
             self._metrics.rows_written.labels(table).inc(len(rows))
 
     async def run(self, call: Callable[[Client], Any]) -> Any:
-        """Run any client call on the sink's thread (reads share the one connection)."""
+        """Run a client call on the sink's thread (reports use clients of their own)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, call, self._client)
 

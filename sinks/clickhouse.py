@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -39,6 +40,30 @@ class ClickHouseConfig:
         return self.dsn.startswith("chdb:")
 
 
+_CREDENTIAL_PARAMS = ("user", "user_name", "password")
+
+
+def client_options(config: ClickHouseConfig) -> dict[str, Any]:
+    """clickhouse-connect arguments. Credentials in the DSN (user:password@ or ?user=/password=)
+    are honoured; the settings' user applies only when the DSN names none, and the settings'
+    password wins over the DSN's. Given explicitly, a user would override the DSN's."""
+    if config.embedded:
+        return {"dsn": config.dsn}
+    parts = urlsplit(config.dsn)
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    found = dict(params)
+    user = unquote(parts.username) if parts.username else found.get("user", found.get("user_name"))
+    password = unquote(parts.password) if parts.password else found.get("password")
+    query = urlencode([(n, v) for n, v in params if n not in _CREDENTIAL_PARAMS])
+    host = parts.netloc.rpartition("@")[2]  # as written: [::1]:8123 keeps its brackets
+    bare = urlunsplit(parts._replace(netloc=host, query=query))
+    return {
+        "dsn": bare,
+        "username": user or config.user,
+        "password": config.password or password or "",
+    }
+
+
 def connect(config: ClickHouseConfig, *, create_database: bool = True) -> Client:
     """A client, with the database created unless only reading (a read-only user may not).
 
@@ -50,9 +75,7 @@ def connect(config: ClickHouseConfig, *, create_database: bool = True) -> Client
             "or set FUNNEL_CLICKHOUSE_DSN to a ClickHouse server (http://host:8123)",
             retriable=False,
         )
-    options: dict[str, Any] = {"dsn": config.dsn}
-    if not config.embedded:
-        options |= {"username": config.user, "password": config.password}
+    options = client_options(config)
     try:
         client = clickhouse_connect.get_client(**options)
         if create_database:

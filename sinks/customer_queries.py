@@ -84,7 +84,7 @@ def query_customers(client: Client, database: str, query: CustomersQuery) -> Cus
     loyalty: dict[str, int] = {
         user: sessions
         for user, sessions in client.query(
-            f"SELECT user_id, uniqExact(session_id) FROM {database}.stage_entries"
+            f"SELECT user_id, uniqExact(session_id, session_start) FROM {database}.stage_entries"
             " WHERE site_id = {site:String} AND user_id != ''"
             "   AND reached_at >= fromUnixTimestamp64Milli({as_of_ms:Int64} - {loyalty_ms:Int64},"
             "     'UTC')"

@@ -21,6 +21,13 @@ _RETRIABLE_CODES = frozenset(
 )
 
 
+# Out of disk on the ClickHouse side: NOT_ENOUGH_SPACE, or the OS's ENOSPC in a write error.
+# Not retriable: it does not clear up by itself, and a worker retrying it forever looks alive
+# while it consumes nothing. The worker exits instead (see streams/worker/fatal.py).
+_DISK_FULL_CODES = frozenset({243})
+_ENOSPC = "No space left on device"
+
+
 class SinkError(Exception):
     def __init__(self, message: str, *, retriable: bool) -> None:
         super().__init__(message)
@@ -34,10 +41,12 @@ def translate(exc: Exception) -> SinkError:
     if isinstance(exc, ch.OperationalError):
         # Refused or dropped connections, timeouts: the server may come back.
         return SinkError(f"ClickHouse unreachable: {exc}", retriable=True)
+    code = getattr(exc, "code", None)
+    if code in _DISK_FULL_CODES or _ENOSPC in str(exc):
+        return SinkError(f"ClickHouse disk full (code {code}): {exc}", retriable=False)
     if isinstance(exc, ch.DatabaseError) and not isinstance(
         exc, ch.ProgrammingError | ch.DataError
     ):
-        code = getattr(exc, "code", None)
         retriable = code is None or code in _RETRIABLE_CODES
         return SinkError(f"ClickHouse error {code}: {exc}", retriable=retriable)
     return SinkError(f"ClickHouse rejected the request: {exc}", retriable=False)

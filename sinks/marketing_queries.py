@@ -143,7 +143,7 @@ def _spend(
 def _sessions(client: Client, db: str, by: str, params: Mapping[str, Any]) -> dict[str, int]:
     key = _key(by, channel_sql("utm_source"), channel_sql("utm_campaign"))
     rows = client.query(
-        f"SELECT {key} AS key, uniqExact(session_id) FROM {db}.stage_entries"
+        f"SELECT {key} AS key, uniqExact(session_id, session_start) FROM {db}.stage_entries"
         f" WHERE site_id = {{site:String}} AND stage = 1"
         f"   AND reached_at >= {_START} AND reached_at < {_END} GROUP BY key",
         parameters=dict(params),
@@ -209,15 +209,17 @@ def _last_touch(db: str) -> str:
     """Per order of a known user: source and campaign of the latest qualifying session."""
     source, campaign = channel_sql("utm_source"), channel_sql("utm_campaign")
     sessions = (
-        f"SELECT session_id, min(reached_at) AS started, argMin({source}, reached_at) AS source,"
+        # (session_id, session_start) is the session: an id reused later is another one.
+        "SELECT session_id, session_start, min(reached_at) AS started,"
+        f" argMin({source}, reached_at) AS source,"
         f" argMin({campaign}, reached_at) AS campaign FROM {db}.stage_entries"
         f" WHERE site_id = {{site:String}} AND stage = 1 AND reached_at >= {_LOOKBACK_START}"
-        f" AND reached_at < {_END} GROUP BY session_id HAVING source != ''"
+        f" AND reached_at < {_END} GROUP BY session_id, session_start HAVING source != ''"
     )
     members = (
-        f"SELECT session_id, user_id FROM {db}.stage_entries WHERE site_id = {{site:String}}"
-        f" AND user_id != '' AND reached_at >= {_LOOKBACK_START}"
-        f" UNION DISTINCT SELECT session_id, user_id FROM {db}.orders"
+        f"SELECT session_id, session_start, user_id FROM {db}.stage_entries"
+        f" WHERE site_id = {{site:String}} AND user_id != '' AND reached_at >= {_LOOKBACK_START}"
+        f" UNION DISTINCT SELECT session_id, session_start, user_id FROM {db}.orders"
         f" WHERE site_id = {{site:String}} AND user_id != '' AND occurred_at >= {_LOOKBACK_START}"
     )
     return (
@@ -225,7 +227,8 @@ def _last_touch(db: str) -> str:
         " argMax(s.source, (s.started, s.session_id)) AS source,"
         " argMax(s.campaign, (s.started, s.session_id)) AS campaign"
         f" FROM orders_in AS o INNER JOIN ({members}) AS m ON o.user_id = m.user_id"
-        f" INNER JOIN ({sessions}) AS s ON m.session_id = s.session_id"
+        f" INNER JOIN ({sessions}) AS s"
+        " ON m.session_id = s.session_id AND m.session_start = s.session_start"
         " WHERE s.started <= o.at"
         "   AND toUnixTimestamp64Milli(s.started)"
         "     >= toUnixTimestamp64Milli(o.at) - {lookback_ms:Int64}"

@@ -3,9 +3,11 @@
 Every table may hold a replayed row next to the original until a background merge collapses
 them, so each query deduplicates by the table's key itself and is exact before and after merges:
 
-- stages: ``uniqExact(session_id)`` per stage (a session reaches a stage once);
+- stages: ``uniqExact(session_id, session_start)`` per stage (a session reaches a stage once; a
+  session_id reused after expiry is another session, with another start);
 - orders: one per (site_id, order_id), its earliest row (``argMin`` by ``occurred_at``);
-- carts: one per (site_id, session_id, cart_seq), its latest version (``argMax`` by ``version``);
+- carts: one per (site_id, session_id, session_start, cart_seq), its latest version (``argMax``
+  by ``version``);
 - late events: distinct (session_id, event_id);
 - dead letters: one per source position, at its latest ``rejected_at`` (the row a merge keeps,
   since a replay rejects again later).
@@ -160,7 +162,7 @@ def _sessions(
     sessions: dict[str, list[int]] = {}
     for value, stage, count in _rows(
         client,
-        f"SELECT {key} AS key, stage, uniqExact(session_id) FROM {db}.stage_entries "
+        f"SELECT {key} AS key, stage, uniqExact(session_id, session_start) FROM {db}.stage_entries "
         f"WHERE site_id = {{site:String}} AND {_IN_RANGE.format(column='reached_at')} "
         "GROUP BY key, stage",
         params,
@@ -202,7 +204,7 @@ def _carts(
         f"  SELECT argMax(status, version) AS final, argMax({key}, version) AS key"
         f"  FROM {db}.carts WHERE site_id = {{site:String}}"
         f"    AND {_IN_RANGE.format(column='opened_at')}"
-        "  GROUP BY session_id, cart_seq"
+        "  GROUP BY session_id, session_start, cart_seq"
         ") GROUP BY key",
         params,
     )
@@ -214,11 +216,12 @@ def _bounces(
 ) -> dict[str, tuple[int, int, int]]:
     """(viewed, bounced, page views) of the sessions whose first page view is in the range.
 
-    From the raw events that counted (not late), so a second event that arrived late but
+    From the raw events that counted (not late, not capped), so a second event that arrived late but
     within the lateness bound keeps its session from bouncing; replays collapse on event_id."""
     views_in_range = (
         f"SELECT session_id FROM {db}.events_raw WHERE site_id = {{site:String}}"
-        f" AND event_type = 'page_view' AND NOT late AND {_IN_RANGE.format(column='occurred_at')}"
+        f" AND event_type = 'page_view' AND NOT late AND NOT capped"
+        f" AND {_IN_RANGE.format(column='occurred_at')}"
     )
     rows = _rows(
         client,
@@ -227,7 +230,7 @@ def _bounces(
         "    uniqExactIf(event_id, event_type = 'page_view') AS views,"
         "    minIf(occurred_at, event_type = 'page_view') AS first_view,"
         f"   argMin({key}, occurred_at) AS key"
-        f"  FROM {db}.events_raw WHERE site_id = {{site:String}} AND NOT late"
+        f"  FROM {db}.events_raw WHERE site_id = {{site:String}} AND NOT late AND NOT capped"
         f"    AND session_id IN ({views_in_range})"
         "  GROUP BY session_id"
         f") WHERE {_IN_RANGE.format(column='first_view')} GROUP BY key",

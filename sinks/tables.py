@@ -14,20 +14,22 @@ DIMENSIONS = ("utm_source", "utm_medium", "utm_campaign", "device", "country", "
 
 EVENTS_RAW = (
     "site_id", "session_id", "event_id", "event_type", "occurred_at", "received_at", "late",
-    "user_id", "utm_source", "utm_medium", "utm_campaign", "referrer", "device", "country",
-    "variant", "page", "value", "currency", "order_id", "cart_id", "source_partition",
-    "source_offset", "raw",
+    "future", "capped", "late_copy", "user_id", "utm_source", "utm_medium", "utm_campaign",
+    "referrer", "device", "country", "variant", "page", "value", "currency", "order_id", "cart_id",
+    "source_partition", "source_offset", "raw",
 )  # fmt: skip
 STAGE_ENTRIES = (
-    "site_id", "stage", "reached_at", "session_id", "user_id", *DIMENSIONS, "time_to_convert_ms",
+    "site_id", "stage", "reached_at", "session_id", "session_start", "user_id", *DIMENSIONS,
+    "time_to_convert_ms",
 )  # fmt: skip
 ORDERS = (
-    "site_id", "order_id", "occurred_at", "session_id", "user_id", "value", "currency",
+    "site_id", "order_id", "occurred_at", "session_id", "session_start", "user_id", "value",
+    "currency",
     "item_count", "reached_checkout", *DIMENSIONS,
 )  # fmt: skip
 CARTS = (
-    "site_id", "session_id", "cart_seq", "version", "status", "opened_at", "closed_at",
-    "recovered_at", "value", "currency", "items", "last_stage", "user_id", *DIMENSIONS,
+    "site_id", "session_id", "session_start", "cart_seq", "version", "status", "opened_at",
+    "closed_at", "recovered_at", "value", "currency", "items", "last_stage", "user_id", *DIMENSIONS,
 )  # fmt: skip
 DEAD_LETTERS = (
     "source_topic", "source_partition", "source_offset", "rejected_at", "reason_code", "reason",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Any, Literal, Self
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,11 +79,32 @@ class Settings(BaseSettings):
     idle_after_s: float = Field(
         30.0, gt=0, description="Idle partitions advance their watermark with the wall clock after"
     )
+    max_clock_skew_s: int = Field(
+        60, ge=0, description="Event clock may run this far ahead of the worker's before flagged"
+    )
+    session_max_events: int = Field(5_000, ge=1, description="Events one session may hold")
+    session_max_item_lines: int = Field(
+        1_000, ge=1, description="Item lines over one session's events"
+    )
+    session_max_pending: int = Field(
+        2_000, ge=1, description="Events one session may hold waiting for the watermark"
+    )
+    session_max_state_bytes: int = Field(
+        524_288, ge=1, le=900_000, description="Estimated encoded state of one session, bytes"
+    )
+    sites: str = Field(
+        "", description="Comma-separated site ids that get metric labels (empty: by volume)"
+    )
     site_label_limit: int = Field(50, ge=1, description="Sites with own metric labels; rest: other")
+    site_label_min_sessions: int = Field(
+        100, ge=1, description="Sessions before a site gets its own label (no FUNNEL_SITES)"
+    )
 
     # Operations
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics (0 = off)")
-    metrics_host: str = Field("0.0.0.0", description="Address /metrics listens on")  # noqa: S104
+    # Loopback by default: /metrics shows per-site revenue. A container that Prometheus scrapes
+    # from outside sets 0.0.0.0 (deploy/Dockerfile does), deliberately.
+    metrics_host: str = Field("127.0.0.1", description="Address /metrics listens on")
     query_port: int = Field(
         9109, ge=0, le=65535, description="Report endpoint and web dashboard port (0 = off)"
     )
@@ -92,6 +113,9 @@ class Settings(BaseSettings):
     )
     dashboard_token: SecretStr = Field(
         SecretStr(""), description="Required by the endpoint when set; needed off loopback"
+    )
+    report_max_concurrent: int = Field(
+        2, ge=1, le=16, description="Report queries the worker's endpoint runs at once"
     )
     log_level: str = Field("INFO", description="Worker log level")
     commit_interval_s: float = Field(2.0, gt=0, description="Offset commit period")
@@ -127,16 +151,28 @@ class Settings(BaseSettings):
         for name, value in shown.items():
             if isinstance(getattr(self, name), SecretStr) and value:
                 shown[name] = "**********"
-        shown["clickhouse_dsn"] = _mask_url_password(self.clickhouse_dsn)
+        shown["clickhouse_dsn"] = mask_url(self.clickhouse_dsn)
         return shown
 
 
-def _mask_url_password(url: str) -> str:
+MASK = "**********"
+# Query parameters that carry a secret in a DSN (clickhouse-connect passes them to the client).
+_SECRET_PARAMS = frozenset({"password", "pass", "pwd", "access_token", "token", "secret", "key"})
+
+
+def mask_url(url: str) -> str:
+    """The URL with the password of its user part and secret query parameters masked."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":**********@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
+    query = parts.query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(name.lower() in _SECRET_PARAMS for name, _ in pairs):
+        query = urlencode(
+            [(n, MASK if n.lower() in _SECRET_PARAMS else v) for n, v in pairs], safe="*"
+        )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def is_loopback(host: str) -> bool:

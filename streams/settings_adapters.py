@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from schemas.decode import DecodeLimits
 from sinks.clickhouse import ClickHouseConfig
-from streams.funnel.rules import FunnelRules
+from streams.funnel.rules import FunnelRules, SessionLimits
 from streams.settings import Settings
 
 
@@ -36,4 +36,14 @@ def funnel_rules(settings: Settings) -> FunnelRules:
         lateness_ms=settings.lateness_s * 1000,
         abandonment_ms=settings.abandonment_timeout_s * 1000,
         idle_after_ms=round(settings.idle_after_s * 1000),
+        max_skew_ms=settings.max_clock_skew_s * 1000,
+    )
+
+
+def session_limits(settings: Settings) -> SessionLimits:
+    return SessionLimits(
+        max_events=settings.session_max_events,
+        max_item_lines=settings.session_max_item_lines,
+        max_pending=settings.session_max_pending,
+        max_state_bytes=settings.session_max_state_bytes,
     )

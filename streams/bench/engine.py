@@ -104,7 +104,9 @@ def _expected(
         if isinstance(fact, StageReached):
             stages[fact.site_id, fact.stage.name.lower()] += 1
     rows = {
-        "events_raw": outcomes[Outcome.ACCEPTED] + outcomes[Outcome.LATE],
+        "events_raw": outcomes[Outcome.ACCEPTED]
+        + outcomes[Outcome.LATE]
+        + outcomes[Outcome.CAPPED],
         "stage_entries": sum(stages.values()),
         "orders": sum(isinstance(f, OrderPlaced) for f in facts),
         "carts": sum(isinstance(f, CartChanged) for f in facts),

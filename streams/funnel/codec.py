@@ -23,7 +23,9 @@ from streams.funnel.cart import Cart
 from streams.funnel.facts import CartStatus, Dims, Stage
 from streams.funnel.session import Pending, SessionState
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 had no session start and no size accounting; see _upgrade_v1.
+_V1 = 1
 
 # Stored codes: fixed forever, whatever order the engine sorts event types in.
 _TYPE_CODE: dict[EventType, int] = {
@@ -51,6 +53,10 @@ def encode_state(state: SessionState) -> bytes:
             None if cart is None else _cart(cart),
             # Once the first touch is known no pending event can be it: drop their dims.
             [_pending(p, keep_dims=state.dims is None) for p in state.pending],
+            state.start_ms,
+            state.events,
+            state.item_lines,
+            state.state_bytes,
         ]
     )
     # orjson's result keeps its ~4 KiB working buffer; a right-sized copy is what the table
@@ -60,10 +66,31 @@ def encode_state(state: SessionState) -> bytes:
 
 def decode_state(data: bytes) -> SessionState:
     row = orjson.loads(data)
-    if not isinstance(row, list) or not row or row[0] != FORMAT_VERSION:
-        version = row[0] if isinstance(row, list) and row else None
+    version = row[0] if isinstance(row, list) and row else None
+    if version == _V1:
+        return _upgrade_v1(_decode_common(row), len(data))
+    if version != FORMAT_VERSION:
         raise ValueError(f"unknown session state format version {version!r}")
-    _, last, bound, seen, orders, stages, user_id, dims, cart, pending = row
+    state = _decode_common(row)
+    start, state.events, state.item_lines, state.state_bytes = row[10:14]
+    state.start_ms = None if start is None else int(start)
+    return state
+
+
+def _upgrade_v1(state: SessionState, encoded_size: int) -> SessionState:
+    # Rows of a session open across the upgrade were written with start 0: keep it, so the
+    # session's later rows land on the same keys.
+    state.start_ms = 0
+    state.events = len(state.seen)
+    state.item_lines = sum(len(p.items) for p in state.pending)
+    if state.cart is not None:
+        state.item_lines += len(state.cart.items)
+    state.state_bytes = encoded_size
+    return state
+
+
+def _decode_common(row: list[Any]) -> SessionState:
+    last, bound, seen, orders, stages, user_id, dims, cart, pending = row[1:10]
     return SessionState(
         last_event_ms=int(last),
         seen=_unpack(seen),

@@ -75,9 +75,10 @@ class RollingConversion:
         # site -> bucket start -> entries per stage
         self._sites: dict[str, dict[int, list[int]]] = {}
 
-    def add(self, fact: StageReached) -> None:
+    def add(self, fact: StageReached, *, site: str | None = None) -> None:
+        """Count a stage entry under `site` (default: the fact's own site id)."""
         t = fact.reached_at_ms
-        buckets = self._sites.setdefault(fact.site_id, {})
+        buckets = self._sites.setdefault(fact.site_id if site is None else site, {})
         buckets.setdefault(t - t % self.bucket_ms, [0, 0, 0, 0])[fact.stage - 1] += 1
 
     def snapshot(self, now_ms: int) -> list[SiteConversion]:

@@ -1,14 +1,15 @@
 """What the funnel engine emits: immutable facts, each emitted once, on finalisation.
 
-Every fact carries the session (site_id, session_id), the latest user_id known from the session's
-finalised events up to the fact's own event time, and the session's first-touch ``Dims``.
+Every fact carries the session (site_id, session_id, session_start_ms), the latest user_id known
+from the session's finalised events up to the fact's own event time, and the session's first-touch
+``Dims``.
 
 Identities (what a downstream upsert table keys on):
-- ``StageReached``: (site_id, session_id, stage). Emitted once per session and stage.
+- ``StageReached``: (site_id, session_id, session_start_ms, stage). Once per session and stage.
 - ``OrderPlaced``: (site_id, order_id). A purchase counts as an order even without a checkout.
-- ``CartChanged``: (site_id, session_id, cart_seq), with ``status`` as the row version: every
-  transition emits the full cart row, and the int value of ``CartStatus`` only grows along any
-  path (OPEN -> CONVERTED, OPEN -> ABANDONED -> RECOVERED).
+- ``CartChanged``: (site_id, session_id, session_start_ms, cart_seq), with ``status`` as the row
+  version: every transition emits the full cart row, and the int value of ``CartStatus`` only
+  grows along any path (OPEN -> CONVERTED, OPEN -> ABANDONED -> RECOVERED).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class Dims:
 class StageReached:
     site_id: str
     session_id: str
+    session_start_ms: int  # tells sessions that reuse one session_id apart
     user_id: str | None
     dims: Dims
     stage: Stage
@@ -84,6 +86,7 @@ class StageReached:
 class OrderPlaced:
     site_id: str
     session_id: str
+    session_start_ms: int  # tells sessions that reuse one session_id apart
     user_id: str | None
     dims: Dims
     order_id: str
@@ -99,6 +102,7 @@ class OrderPlaced:
 class CartChanged:
     site_id: str
     session_id: str
+    session_start_ms: int  # tells sessions that reuse one session_id apart
     user_id: str | None
     dims: Dims
     cart_seq: int

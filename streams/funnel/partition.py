@@ -1,8 +1,11 @@
 """The funnel of one Kafka partition: watermark, lateness, and when each session must be finalised.
 
 Rules (the product definition, on top of those in ``session``):
-- Watermark: the max, over accepted events, of min(occurred_at, kafka_timestamp + max_skew). The
-  cap stops one future-dated event from making everything after it late.
+- Watermark: the max occurred_at of the partition's own on-time events that are not future-dated
+  (see ``watermark``): a storefront whose clock runs hours fast can neither make honest events
+  late nor abandon carts early. Such an event is still accepted and counted at its own time.
+- Limits: an event that would take its session past ``SessionLimits`` is CAPPED: not added to
+  the session, but still evidence of time.
 - Bound = watermark - lateness. An event with occurred_at < bound (watermark before the event) is
   LATE and changes nothing. Pending events before the bound are finalised at the end of each batch.
   Since no accepted event is ever before a bound already reached, the facts do not depend on where
@@ -37,16 +40,18 @@ import orjson
 from schemas.event import Event
 from streams.funnel.codec import decode_state
 from streams.funnel.facts import Fact
-from streams.funnel.rules import FunnelRules
+from streams.funnel.rules import FunnelRules, SessionLimits
 from streams.funnel.session import (
     SessionState,
     accept,
+    close_bound,
     expired,
     finalise,
     is_behind,
     is_duplicate,
     wake_after,
 )
+from streams.funnel.session_size import capped
 from streams.funnel.store import (
     INTERNAL_PREFIX,
     WATERMARK_KEY,
@@ -56,7 +61,7 @@ from streams.funnel.store import (
     session_key,
     split_key,
 )
-from streams.funnel.watermark import Watermark
+from streams.funnel.watermark import Watermark, is_future
 
 _WATERMARK_FORMAT = 1
 UNHELD = 2**62
@@ -73,6 +78,7 @@ class Outcome(enum.StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     LATE = "late"
+    CAPPED = "capped"  # not added: its session is at its size limits (stored raw, flagged)
     INVALID = "invalid"  # rejected by the decoder, dead-lettered
     REPARTITIONED = "repartitioned"  # read outside its session's partition, forwarded there
     REVOKED = "revoked"  # its partition moved away mid-batch; the new owner replays it
@@ -95,10 +101,16 @@ class PartitionFunnel:
     """
 
     def __init__(
-        self, store: SessionStore, rules: FunnelRules | None = None, *, warm_sessions: int = 1024
+        self,
+        store: SessionStore,
+        rules: FunnelRules | None = None,
+        *,
+        limits: SessionLimits | None = None,
+        warm_sessions: int = 1024,
     ) -> None:
         self._store = store
         self._rules = rules if rules is not None else FunnelRules()
+        self._limits = limits if limits is not None else SessionLimits()
         self._warm = WarmStates(warm_sessions)
         self._own = Watermark(self._rules)
         self.hold_ms: int | None = UNHELD  # None: some source's progress is not known yet
@@ -124,8 +136,9 @@ class PartitionFunnel:
         events: Sequence[tuple[Event, int]],
         forwarded: Sequence[tuple[Event, bool]] = (),
     ) -> BatchResult:
-        """Process (event, kafka_timestamp_ms) pairs in offset order, then forwarded
-        (event, late_at_source) pairs; outcomes are in that order."""
+        """Process (event, observed_ms) pairs in offset order, then forwarded
+        (event, late_at_source) pairs; outcomes are in that order. ``observed_ms`` is the
+        earlier of the Kafka timestamp and the worker's wall clock when it consumed the event."""
         if events or forwarded:
             self._own.saw_events()
         watermark_before = self._own.value
@@ -148,22 +161,36 @@ class PartitionFunnel:
         watermark = self.watermark_ms
         return None if watermark is None else watermark - self._rules.lateness_ms
 
+    def _bound_after(self, event: Event, observed_ms: int | None) -> int | None:
+        own = self._own.value
+        t = event.occurred_at_ms
+        if observed_ms is not None and not is_future(t, observed_ms, self._rules):
+            own = t if own is None else max(own, t)
+        if own is None or self.hold_ms is None:
+            return None
+        return min(own, self.hold_ms) - self._rules.lateness_ms
+
     def _offer(
         self,
         batch: BatchView,
         event: Event,
         late: bool,
         facts: list[Fact],
-        kafka_ts: int | None = None,
+        observed_ms: int | None = None,
     ) -> Outcome:
-        """``kafka_ts`` is given for the partition's own events, which move its watermark."""
+        """``observed_ms`` is given for the partition's own events, which move its watermark."""
         key = session_key(event.site_id, event.session_id)
         state = batch.get(key)
         bound = self._bound()
-        if state is not None and bound is not None and expired(state, bound, self._rules):
-            # Expire now rather than at the end of the batch, so that a reused session id
-            # starts a new session whatever the batch boundaries.
-            facts += finalise(state, event.site_id, event.session_id, bound, self._rules)
+        floor = None
+        after = self._bound_after(event, observed_ms)
+        if state is not None and after is not None and expired(state, after, self._rules):
+            # The bound this event brings (own watermark at its time, capped by the hold)
+            # closes the old session now: a session id reused more than the retention plus
+            # the lateness later starts a new session whatever the batch boundaries and
+            # whether idle ticks expired it; a forward still on its way holds it open.
+            floor = close_bound(state, self._rules)
+            facts += finalise(state, event.site_id, event.session_id, floor, self._rules)
             batch.expire(key)
             state = None
         if is_duplicate(state, event):
@@ -171,10 +198,13 @@ class PartitionFunnel:
         t = event.occurred_at_ms
         if late or (bound is not None and t < bound) or is_behind(state, event):
             return Outcome.LATE
-        batch.put(key, accept(state, event))
-        if kafka_ts is not None:
-            self._own.advance(t, kafka_ts)
-        return Outcome.ACCEPTED
+        outcome = Outcome.CAPPED
+        if not capped(state, event, self._limits):
+            batch.put(key, accept(state, event, floor_ms=floor))
+            outcome = Outcome.ACCEPTED
+        if observed_ms is not None:
+            self._own.advance(t, observed_ms)
+        return outcome
 
     def _finish(
         self,

@@ -9,8 +9,10 @@ All durations are milliseconds of event time, except ``idle_after_ms`` which is 
   give exactly the in-order result; older ones are LATE and change nothing.
 - ``abandonment_ms`` (T, 30 min): an open cart with no add-to-cart, checkout or purchase for T of
   event time is ABANDONED at last activity + T.
-- ``max_skew_ms`` (1 min): how far an event's own clock may run ahead of its Kafka timestamp before
-  it stops pushing the watermark (one future-dated phone must not make everyone late).
+- ``max_skew_ms`` (1 min): how far an event's own clock may run ahead of what the worker observed
+  (the earlier of its Kafka timestamp and the worker's wall clock at consumption) before it is
+  flagged future-dated and no longer moves the watermark. Producers set Kafka timestamps from
+  their own clocks, so the worker's clock is what bounds one fast storefront.
 - ``idle_after_ms`` (30 s): a partition that received nothing for this much wall-clock time lets
   the wall clock advance its watermark, so quiet shops still finalise and abandon carts.
 - ``expiry_margin_ms`` (1 h): extra time a session's state is kept after max(W, T) past its last
@@ -20,6 +22,7 @@ All durations are milliseconds of event time, except ``idle_after_ms`` which is 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -35,13 +38,7 @@ class FunnelRules:
     expiry_margin_ms: int = HOUR_MS
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            # bool is an int subclass; True as a duration is always a mistake.
-            if type(value) is not int:
-                raise TypeError(f"{f.name} must be an int of milliseconds, got {value!r}")
-            if value < 0:
-                raise ValueError(f"{f.name} must be >= 0, got {value}")
+        _check_ints(self, "milliseconds")
         for name in ("conversion_window_ms", "abandonment_ms", "idle_after_ms"):
             if getattr(self, name) == 0:
                 raise ValueError(f"{name} must be > 0")
@@ -50,3 +47,40 @@ class FunnelRules:
     def retention_ms(self) -> int:
         """How long after its last event a session's state is kept (then it expires)."""
         return max(self.conversion_window_ms, self.abandonment_ms) + self.expiry_margin_ms
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """What one session may hold, so no session can outgrow a changelog record (1 MiB).
+
+    Past any limit the session is CAPPED: a further new event is stored raw, flagged and counted,
+    but not added to the session (ids already accepted still deduplicate).
+
+    - ``max_events``: events accepted into the session over its life.
+    - ``max_item_lines``: item lines over the session's accepted events (an upper bound of its
+      distinct cart lines).
+    - ``max_pending``: accepted events waiting for the watermark at once.
+    - ``max_state_bytes``: a conservative estimate of the encoded state, summed over accepted
+      events and never decreased (see ``session.event_bytes``).
+    """
+
+    max_events: int = 5_000
+    max_item_lines: int = 1_000
+    max_pending: int = 2_000
+    max_state_bytes: int = 512 * 1024
+
+    def __post_init__(self) -> None:
+        _check_ints(self, "a count")
+        for f in fields(self):
+            if getattr(self, f.name) == 0:
+                raise ValueError(f"{f.name} must be > 0")
+
+
+def _check_ints(obj: Any, unit: str) -> None:
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        # bool is an int subclass; True as a duration or a count is always a mistake.
+        if type(value) is not int:
+            raise TypeError(f"{f.name} must be an int of {unit}, got {value!r}")
+        if value < 0:
+            raise ValueError(f"{f.name} must be >= 0, got {value}")

@@ -1,8 +1,13 @@
 """The funnel state of one session and the pure functions that move it forward.
 
 Product definitions:
-- A session is (site_id, session_id). Its state lives until it expires (see ``expired``); a
-  session_id that shows up again after that starts a NEW session (new stages, carts, dedup set).
+- A session is (site_id, session_id, start). An on-time event more than the retention (see
+  ``FunnelRules.retention_ms``) plus the lateness after the session's latest event starts a NEW
+  session with the same id (new stages, carts, dedup set): decided by event times alone,
+  whether or not idle ticks already expired the old state. ``start`` is the time of the
+  session's earliest event (fixed once its first event is final: later events are never
+  earlier); it tells reused ids apart downstream.
+- Size: a session holds at most ``SessionLimits``; past them it is capped (``session_size``).
 - Duplicates: an event whose event_id the session has already accepted changes nothing; the
   dedup horizon is the life of the state, which is at least the conversion window W. A purchase
   whose order_id the session already counted changes nothing either (a purchase without an
@@ -33,16 +38,15 @@ from decimal import Decimal
 from schemas.event import Event, EventType, Item
 from streams.funnel import cart as carts
 from streams.funnel.cart import Cart
+from streams.funnel.emitter import Emitter
 from streams.funnel.facts import (
     STAGE_OF_EVENT,
-    CartChanged,
     Dims,
     Fact,
-    OrderPlaced,
     Stage,
-    StageReached,
 )
 from streams.funnel.rules import FunnelRules
+from streams.funnel.session_size import event_bytes
 
 TIE_RANK: dict[EventType, int] = {
     EventType.PAGE_VIEW: 0,
@@ -81,6 +85,13 @@ class Pending:
 @dataclass(slots=True)
 class SessionState:
     last_event_ms: int  # latest occurred_at accepted; drives expiry
+    # Earliest event time, set when the first event is finalised; 0 for a state kept from
+    # before sessions had a start (its rows were written with 0 too).
+    start_ms: int | None = None
+    # Size accounting against SessionLimits, over the session's life.
+    events: int = 0
+    item_lines: int = 0
+    state_bytes: int = 0
     seen: set[int] = field(default_factory=set)  # id_hash of every accepted event_id
     pending: list[Pending] = field(default_factory=list)  # sorted by Pending.sort_key
     final_bound_ms: int | None = None  # events before this bound have been finalised
@@ -93,6 +104,11 @@ class SessionState:
 
 def is_duplicate(state: SessionState | None, event: Event) -> bool:
     return state is not None and id_hash(event.event_id) in state.seen
+
+
+def close_bound(state: SessionState, rules: FunnelRules) -> int:
+    """A bound that finalises all of a session and its cart: what expiry finalises it with."""
+    return state.last_event_ms + rules.retention_ms + 1
 
 
 def is_behind(state: SessionState | None, event: Event) -> bool:
@@ -108,11 +124,20 @@ def is_behind(state: SessionState | None, event: Event) -> bool:
     )
 
 
-def accept(state: SessionState | None, event: Event) -> SessionState:
-    """Add a new (not duplicate, not late) event to the session's pending events."""
+def accept(
+    state: SessionState | None, event: Event, *, floor_ms: int | None = None
+) -> SessionState:
+    """Add a new (not duplicate, not late, not capped) event to the session's pending events.
+
+    ``floor_ms``: for a new session that follows an earlier one with the same id, the bound that
+    closed the earlier one; events before it belong to that session and are late for this one.
+    """
     t = event.occurred_at_ms
     if state is None:
-        state = SessionState(last_event_ms=t)
+        state = SessionState(last_event_ms=t, final_bound_ms=floor_ms)
+    state.events += 1
+    state.item_lines += len(event.items)
+    state.state_bytes += event_bytes(event, with_dims=state.dims is None)
     state.seen.add(id_hash(event.event_id))
     state.last_event_ms = max(state.last_event_ms, t)
     pending = Pending(
@@ -143,7 +168,9 @@ def finalise(
         return []
     cut = bisect.bisect_left(state.pending, bound_ms, key=lambda p: p.occurred_at_ms)
     ready, state.pending = state.pending[:cut], state.pending[cut:]
-    out = _Emitter(state, site_id, session_id)
+    if ready and state.start_ms is None:
+        state.start_ms = ready[0].occurred_at_ms
+    out = Emitter(state, site_id, session_id)
     for event in ready:
         out.abandon_if_due(event.occurred_at_ms, rules)
         _apply(state, event, rules, out)
@@ -172,81 +199,7 @@ def expired(state: SessionState, bound_ms: int, rules: FunnelRules) -> bool:
     return bound_ms > state.last_event_ms + rules.retention_ms
 
 
-class _Emitter:
-    """Builds facts with the session's identity, first touch and latest user id."""
-
-    __slots__ = ("facts", "session_id", "site_id", "state")
-
-    def __init__(self, state: SessionState, site_id: str, session_id: str) -> None:
-        self.state = state
-        self.site_id = site_id
-        self.session_id = session_id
-        self.facts: list[Fact] = []
-
-    @property
-    def dims(self) -> Dims:
-        # Facts only follow an applied event, and the first one set the first touch.
-        assert self.state.dims is not None
-        return self.state.dims
-
-    def stage(self, stage: Stage, at_ms: int, time_to_convert_ms: int | None) -> None:
-        self.facts.append(
-            StageReached(
-                site_id=self.site_id,
-                session_id=self.session_id,
-                user_id=self.state.user_id,
-                dims=self.dims,
-                stage=stage,
-                reached_at_ms=at_ms,
-                time_to_convert_ms=time_to_convert_ms,
-            )
-        )
-
-    def order(self, event: Pending, order_id: str) -> None:
-        s = self.state
-        items_value = sum((i.price * i.quantity for i in event.items), Decimal(0))
-        self.facts.append(
-            OrderPlaced(
-                site_id=self.site_id,
-                session_id=self.session_id,
-                user_id=s.user_id,
-                dims=self.dims,
-                order_id=order_id,
-                occurred_at_ms=event.occurred_at_ms,
-                value=items_value if event.value is None else event.value,
-                currency=event.currency,
-                item_count=sum(i.quantity for i in event.items),
-                reached_checkout=s.stages[Stage.CHECKOUT - 1] is not None,
-            )
-        )
-
-    def cart_row(self, cart: Cart) -> None:
-        s = self.state
-        self.facts.append(
-            CartChanged(
-                site_id=self.site_id,
-                session_id=self.session_id,
-                user_id=s.user_id,
-                dims=self.dims,
-                cart_seq=cart.seq,
-                status=cart.status,
-                opened_at_ms=cart.opened_at_ms,
-                closed_at_ms=cart.closed_at_ms,
-                recovered_at_ms=cart.recovered_at_ms,
-                value=cart.value,
-                currency=cart.currency,
-                items=cart.item_tuple(),
-                last_stage=cart.last_stage,
-            )
-        )
-
-    def abandon_if_due(self, now_ms: int, rules: FunnelRules) -> None:
-        cart = self.state.cart
-        if cart is not None and carts.abandon_if_due(cart, now_ms, rules.abandonment_ms):
-            self.cart_row(cart)
-
-
-def _apply(state: SessionState, event: Pending, rules: FunnelRules, out: _Emitter) -> None:
+def _apply(state: SessionState, event: Pending, rules: FunnelRules, out: Emitter) -> None:
     t = event.occurred_at_ms
     kind = event.event_type
     order_id = event.order_id if event.order_id is not None else event.event_id
@@ -278,7 +231,7 @@ def _apply(state: SessionState, event: Pending, rules: FunnelRules, out: _Emitte
             out.cart_row(state.cart)
 
 
-def _reach(state: SessionState, stage: Stage, t: int, rules: FunnelRules, out: _Emitter) -> None:
+def _reach(state: SessionState, stage: Stage, t: int, rules: FunnelRules, out: Emitter) -> None:
     stages = state.stages
     i = stage - 1
     if stages[i] is not None:

@@ -44,4 +44,6 @@ def local_worker_env(
         # Several local workers must not fight over the default report port.
         "FUNNEL_QUERY_PORT": str(free_port()),
         "FUNNEL_LOG_LEVEL": "WARNING",
+        # Local traffic is our own simulator's: every site is labelled from its first session.
+        "FUNNEL_SITE_LABEL_MIN_SESSIONS": "1",
     }

@@ -96,7 +96,10 @@ class ReportRequest:
         output = params.get("format", "table")
         if output not in ("json", "table"):
             raise ValueError("format must be json or table")
-        min_sessions = int(params.get("min_sessions", DEFAULT_MIN_SESSIONS))
+        try:
+            min_sessions = int(params.get("min_sessions", DEFAULT_MIN_SESSIONS))
+        except ValueError:
+            raise ValueError("min_sessions must be a whole number") from None
         return cls(query, min_sessions, as_json=output == "json")
 
 

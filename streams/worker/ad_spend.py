@@ -23,6 +23,7 @@ from streams.clock import Clock
 from streams.settings import Settings
 from streams.worker.app import raw_message
 from streams.worker.dead_letters import SourcePosition, dead_letter
+from streams.worker.fatal import Fatal
 from streams.worker.ingest import RawMessage
 from streams.worker.publisher import Publisher
 from streams.worker.sink_rows import dead_letter_row
@@ -93,6 +94,7 @@ def add_spend_agent(
     sink: BatchSink,
     registry: CollectorRegistry,
     clock: Clock,
+    fatal: Fatal,
 ) -> None:
     topic = app.topic(
         settings.spend_topic, key_serializer="raw", value_serializer="raw", internal=False
@@ -110,7 +112,10 @@ def add_spend_agent(
         batches = stream.take_events(  # type: ignore[attr-defined]
             SPEND_BATCH_MAX, within=settings.batch_within_s
         )
-        async for batch in batches:
-            await spend.handle([raw_message(event) for event in batch])
+        try:
+            async for batch in batches:
+                await spend.handle([raw_message(event) for event in batch])
+        except Exception as error:
+            fatal(error, "ad-spend agent")  # exits without acking, like the events agent
 
     app.agent(topic, name="funnel-ad-spend")(ingest_spend)

@@ -11,6 +11,7 @@ from streams.clock import Clock
 from streams.kafka.config import faust_credentials
 from streams.settings import Settings
 from streams.settings_adapters import decode_limits
+from streams.worker.fatal import Fatal
 from streams.worker.faust_batches import Record, install_batch_consumer
 from streams.worker.ingest import Ingestion, Processor, RawMessage
 from streams.worker.ingest_metrics import Metrics
@@ -26,9 +27,12 @@ def create_app(
     metrics: Metrics,
     clock: Clock,
     build_processor: ProcessorFactory,
+    fatal: Fatal,
     faust_overrides: Mapping[str, Any] | None = None,
 ) -> faust.App:
-    """Build the worker app. `faust_overrides` carries broker-specific client timeouts."""
+    """Build the worker app. `faust_overrides` carries broker-specific client timeouts; `fatal`
+    is called with any error that escapes a batch (retriable sink errors never do: the sink
+    retries them, which is the back-pressure)."""
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -60,9 +64,17 @@ def create_app(
         clock=clock,
     )
 
+    metrics.up.set(1)
+
     async def ingest(records: Sequence[Record]) -> None:
-        with metrics.batch_seconds.time():
-            await ingestion.handle([_raw(record) for record in records])
+        try:
+            with metrics.batch_seconds.time():
+                await ingestion.handle([_raw(record) for record in records])
+        except Exception as error:
+            # Not acked: the batch's offsets stay uncommitted; the process exits at once
+            # (exit 70, one clear log line) rather than through Faust's crash and shutdown.
+            metrics.up.set(0)
+            fatal(error, "ingest agent")
 
     # Both topics in one subscription: Faust assigns their same-numbered partitions (and the
     # table's changelog partition) to the same worker, since they are co-partitioned.

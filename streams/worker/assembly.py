@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
@@ -14,11 +14,12 @@ from prometheus_client import CollectorRegistry
 from sinks.batch import BatchSink
 from streams.clock import Clock
 from streams.settings import Settings
-from streams.settings_adapters import funnel_rules
+from streams.settings_adapters import funnel_rules, session_limits
 from streams.worker.ad_spend import add_spend_agent
 from streams.worker.app import create_app
+from streams.worker.fatal import Fatal
 from streams.worker.faust_batches import BatchConsumer
-from streams.worker.funnel_metrics import FunnelMetrics
+from streams.worker.funnel_metrics import FunnelMetrics, SiteLabels
 from streams.worker.ingest_metrics import Metrics
 from streams.worker.processor import FunnelProcessor, Topics
 from streams.worker.publisher import Publisher
@@ -41,20 +42,44 @@ def _batch_consumer(app: faust.App) -> BatchConsumer:
     return consumer
 
 
+def site_labels(settings: Settings) -> SiteLabels:
+    allowed = frozenset(s.strip() for s in settings.sites.split(",") if s.strip())
+    return SiteLabels(
+        settings.site_label_limit,
+        min_sessions=settings.site_label_min_sessions,
+        allowed=allowed or None,
+    )
+
+
+def funnel_metrics_of(settings: Settings, registry: CollectorRegistry) -> FunnelMetrics:
+    lateness_ms = settings.lateness_s * 1000
+    return FunnelMetrics.create(registry, sites=site_labels(settings), lateness_ms=lateness_ms)
+
+
+def guarded(
+    step: Callable[[], Awaitable[None]], fatal: Fatal, where: str
+) -> Callable[[], Awaitable[None]]:
+    """`step`, with any error it raises handed to `fatal` (the worker exits, see fatal.py)."""
+
+    async def run() -> None:
+        try:
+            await step()
+        except Exception as error:
+            fatal(error, where)
+
+    return run
+
+
 def build_worker_app(
     settings: Settings,
     *,
     registry: CollectorRegistry,
     sink: BatchSink,
     clock: Clock,
+    fatal: Fatal,
     faust_overrides: Mapping[str, Any] | None = None,
 ) -> faust.App:
-    funnel_metrics = FunnelMetrics.create(
-        registry,
-        site_label_limit=settings.site_label_limit,
-        lateness_ms=settings.lateness_s * 1000,
-    )
-
+    funnel_metrics = funnel_metrics_of(settings, registry)
     repartition_metrics = RepartitionMetrics.create(registry)
     topics = Topics(
         settings.events_topic, settings.repartition_topic_name, settings.topic_partitions
@@ -73,6 +98,7 @@ def build_worker_app(
         processor = FunnelProcessor(
             table=table,
             rules=funnel_rules(settings),
+            limits=session_limits(settings),
             sink=sink,
             metrics=funnel_metrics,
             clock=clock,
@@ -97,7 +123,10 @@ def build_worker_app(
             fetch_position=fetch_position,
             settled=lambda: not (app.rebalancing or app.in_recovery),
         )
-        app.timer(interval=1.0, name="funnel-idle-tick")(processor.tick)
+
+        app.timer(interval=1.0, name="funnel-idle-tick")(
+            guarded(processor.tick, fatal, "idle tick")
+        )
 
         _follow_rebalances(app, processor, settings.events_topic)
         return processor
@@ -107,9 +136,10 @@ def build_worker_app(
         metrics=Metrics.create(registry),
         clock=clock,
         build_processor=build_processor,
+        fatal=fatal,
         faust_overrides=faust_overrides,
     )
-    add_spend_agent(app, settings, sink=sink, registry=registry, clock=clock)
+    add_spend_agent(app, settings, sink=sink, registry=registry, clock=clock, fatal=fatal)
     return app
 
 

@@ -15,18 +15,43 @@ OTHER = "other"
 
 @dataclass(slots=True)
 class SiteLabels:
-    """The first `limit` site ids keep their own label; the rest share "other"."""
+    """Which site ids get a metric label of their own; every other site shares "other".
+
+    Site ids come from untrusted input, so labels are never first come, first served:
+    - with an allow-list (FUNNEL_SITES), exactly the listed sites;
+    - without one, a site earns its label once `min_sessions` of its sessions were seen (first
+      page views, see `observe`), up to `limit` labelled sites. Candidates are counted in a
+      Misra-Gries summary of `4 * limit` entries, so a flood of junk ids keeps memory bounded
+      and cannot outvote a real shop's steady traffic.
+    """
 
     limit: int
-    _known: set[str] = field(default_factory=set)
+    min_sessions: int = 100
+    allowed: frozenset[str] | None = None
+    _labelled: set[str] = field(default_factory=set)
+    _counts: dict[str, int] = field(default_factory=dict)
 
     def __call__(self, site_id: str) -> str:
-        if site_id in self._known:
-            return site_id
-        if len(self._known) < self.limit:
-            self._known.add(site_id)
-            return site_id
-        return OTHER
+        if self.allowed is not None:
+            return site_id if site_id in self.allowed else OTHER
+        return site_id if site_id in self._labelled else OTHER
+
+    def observe(self, site_id: str) -> None:
+        """One more session of the site."""
+        if self.allowed is not None or site_id in self._labelled:
+            return
+        counts = self._counts
+        if site_id in counts or len(counts) < 4 * self.limit:
+            counts[site_id] = counts.get(site_id, 0) + 1
+        else:  # Misra-Gries: a newcomer with no room lowers every candidate by one
+            for other in list(counts):
+                counts[other] -= 1
+                if counts[other] == 0:
+                    del counts[other]
+            return
+        if counts[site_id] >= self.min_sessions and len(self._labelled) < self.limit:
+            self._labelled.add(site_id)
+            del counts[site_id]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +69,15 @@ class FunnelMetrics:
     state_writes: Counter
     rolling_stage_sessions: Gauge
     time_to_convert: Histogram
+    events_future: Counter
+    session_capped: Counter
 
     @classmethod
     def create(
-        cls, registry: CollectorRegistry, *, site_label_limit: int, lateness_ms: int
+        cls, registry: CollectorRegistry, *, sites: SiteLabels, lateness_ms: int
     ) -> FunnelMetrics:
         return cls(
-            site=SiteLabels(site_label_limit),
+            site=sites,
             rolling=RollingConversion(),
             lateness_ms=lateness_ms,
             stage_entries=Counter(
@@ -93,6 +120,17 @@ class FunnelMetrics:
                 "funnel_time_to_convert_seconds", "First page view to purchase, per session.",
                 ["site"], buckets=TIME_TO_CONVERT_BUCKETS_S, registry=registry,
             ),
+            events_future=Counter(
+                "funnel_events_future_total",
+                "Events whose clock ran ahead of what the worker observed by more than the skew "
+                "allowed (accepted at their own time; they do not move the watermark past it).",
+                ["site"], registry=registry,
+            ),
+            session_capped=Counter(
+                "funnel_session_capped_total",
+                "Events not added to their session because it was at its size limits.",
+                ["site"], registry=registry,
+            ),
         )  # fmt: skip
 
     def observe_batch(
@@ -102,8 +140,11 @@ class FunnelMetrics:
             site = self.site(fact.site_id)
             match fact:
                 case StageReached():
+                    if fact.stage is Stage.PAGE_VIEW:
+                        self.site.observe(fact.site_id)
                     self.stage_entries.labels(site, fact.stage.name.lower()).inc()
-                    self.rolling.add(fact)
+                    # Keyed by label: junk site ids share one "other" series of buckets.
+                    self.rolling.add(fact, site=site)
                     if fact.time_to_convert_ms is not None:
                         self.time_to_convert.labels(site).observe(fact.time_to_convert_ms / 1000)
                 case OrderPlaced():
@@ -128,7 +169,7 @@ class FunnelMetrics:
         for site in self.rolling.snapshot(event_now_ms):
             window = _window_label(site.span_ms)
             for stage, entries in zip(Stage, site.stage_entries, strict=True):
-                key = (self.site(site.site_id), stage.name.lower(), window)
+                key = (site.site_id, stage.name.lower(), window)
                 totals[key] = totals.get(key, 0) + entries
         self.rolling_stage_sessions.clear()
         for (site_label, stage_label, window), entries in totals.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +15,7 @@ class Metrics:
     batch_size: Histogram
     batch_seconds: Histogram
     processing_delay: Histogram
+    up: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -54,6 +55,12 @@ class Metrics:
                 "funnel_processing_delay_seconds",
                 "Kafka timestamp of a batch's oldest message to the batch being processed.",
                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
+                registry=registry,
+            ),
+            up=Gauge(
+                "funnel_up",
+                "1 while the ingest agent is consuming; 0 before it started and once it failed "
+                "(the process then exits non-zero).",
                 registry=registry,
             ),
         )

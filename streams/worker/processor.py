@@ -26,8 +26,9 @@ from streams.clock import Clock
 from streams.funnel.facts import CartChanged, CartStatus, Fact
 from streams.funnel.partition import BatchResult, Outcome, PartitionFunnel
 from streams.funnel.progress import SourceProgress
-from streams.funnel.rules import FunnelRules
+from streams.funnel.rules import FunnelRules, SessionLimits
 from streams.funnel.store import PROGRESS_KEY
+from streams.funnel.watermark import is_future
 from streams.worker.abandoned_carts import abandoned_cart_message
 from streams.worker.dead_letters import DeadLetter
 from streams.worker.funnel_metrics import FunnelMetrics
@@ -60,6 +61,7 @@ class FunnelProcessor:
         *,
         table: faust.types.TableT[Any, Any],
         rules: FunnelRules,
+        limits: SessionLimits,
         sink: BatchSink,
         metrics: FunnelMetrics,
         clock: Clock,
@@ -75,6 +77,7 @@ class FunnelProcessor:
     ) -> None:
         self._table = table
         self._rules = rules
+        self._limits = limits
         self._sink = sink
         self._metrics = metrics
         self._clock = clock
@@ -96,6 +99,9 @@ class FunnelProcessor:
 
     async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[Outcome]]:
         async with self._lock:
+            # Producers stamp Kafka timestamps with their own clocks: the worker's own clock at
+            # consumption bounds how far one storefront can push event time (see partition).
+            now_ms = self._clock()
             outcomes: dict[int, list[Outcome]] = {}
             owned: dict[int, tuple[PartitionBatch, list[bool]]] = {}
             forwarded = False
@@ -121,7 +127,7 @@ class FunnelProcessor:
                 await self._repartitioner.announce(entry.progress)
                 direct = [a for a, stay in zip(part.accepted, stays, strict=True) if stay]
                 result = entry.funnel.process_batch(
-                    [(a.event, a.message.timestamp_ms) for a in direct],
+                    [(a.event, min(a.message.timestamp_ms, now_ms)) for a in direct],
                     [(a.event, late) for a, late in part.forwarded],
                 )
                 # A marker covers the forwards before it, some of which this batch has just
@@ -130,7 +136,7 @@ class FunnelProcessor:
                     entry.progress.see(source, watermark)
                 entry.funnel.hold_ms = entry.progress.hold_ms()
                 processed = [*direct, *(a for a, _ in part.forwarded)]
-                self._add_raw(processed, result.outcomes)
+                self._add_raw(processed, result.outcomes, now_ms)
                 done = iter(result.outcomes)
                 outcomes[partition] = [
                     *(next(done) if stay else Outcome.REPARTITIONED for stay in stays),
@@ -140,11 +146,22 @@ class FunnelProcessor:
             await self._complete(results)
             return outcomes
 
-    def _add_raw(self, processed: Sequence[Accepted], outcomes: Sequence[Outcome]) -> None:
+    def _add_raw(
+        self, processed: Sequence[Accepted], outcomes: Sequence[Outcome], now_ms: int
+    ) -> None:
         for item, outcome in zip(processed, outcomes, strict=True):
-            # Duplicates are already stored under their key; late ones are kept, flagged.
-            if outcome is not Outcome.DUPLICATE:
-                self._sink.add("events_raw", raw_event_row(item, late=outcome is Outcome.LATE))
+            # Duplicates are already stored under their key; late and capped ones are kept,
+            # flagged.
+            if outcome is Outcome.DUPLICATE:
+                continue
+            observed = min(item.message.timestamp_ms, now_ms)
+            future = is_future(item.event.occurred_at_ms, observed, self._rules)
+            site = self._metrics.site(item.event.site_id)
+            if future:
+                self._metrics.events_future.labels(site).inc()
+            if outcome is Outcome.CAPPED:
+                self._metrics.session_capped.labels(site).inc()
+            self._sink.add("events_raw", raw_event_row(item, outcome, future=future))
 
     def record_dead_letter(
         self, message: RawMessage, letter: DeadLetter, rejection: Rejection
@@ -233,7 +250,7 @@ class FunnelProcessor:
             saved = store.get(PROGRESS_KEY)
             if saved is not None:
                 progress.load(saved)
-            funnel = PartitionFunnel(store, self._rules)
+            funnel = PartitionFunnel(store, self._rules, limits=self._limits)
             funnel.hold_ms = progress.hold_ms()
             entry = _Partition(funnel, store, progress)
             self._partitions[partition] = entry

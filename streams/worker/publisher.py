@@ -5,6 +5,10 @@ consumer stops fetching while that buffer is full: with a changelog write per di
 throttled the whole worker. Sends here are batched by the client itself; `delivered()` waits
 for all of a batch's records before its offsets are acked, so a failed send fails the batch
 instead of being lost behind a later commit.
+
+Deliveries are tracked per caller (asyncio task): the ingest agent and the idle timer each wait
+for their own records, so a failure surfaces in the one whose work it was, never in the other
+while the first acks offsets.
 """
 
 from __future__ import annotations
@@ -16,10 +20,15 @@ from typing import Any
 import faust
 
 
+class DeliveryError(Exception):
+    """A record could not be produced (e.g. over the broker's size limit): not retriable here,
+    and the batch that made it must not be acked."""
+
+
 class Publisher:
     def __init__(self, app: faust.App) -> None:
         self._app = app
-        self._pending: list[Awaitable[Any]] = []
+        self._pending: dict[asyncio.Task[Any] | None, list[tuple[str, Awaitable[Any]]]] = {}
 
     async def send(
         self,
@@ -30,9 +39,16 @@ class Publisher:
         partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
-        delivery = await self._app.producer.send(topic, key, value, partition, None, headers)
-        self._pending.append(delivery)
+        try:
+            delivery = await self._app.producer.send(topic, key, value, partition, None, headers)
+        except Exception as exc:
+            raise DeliveryError(f"producing to {topic} failed: {exc!r}") from exc
+        self._pending.setdefault(asyncio.current_task(), []).append((topic, delivery))
 
     async def delivered(self) -> None:
-        pending, self._pending = self._pending, []
-        await asyncio.gather(*pending)
+        """Wait for every record the calling task sent since its last call."""
+        pending = self._pending.pop(asyncio.current_task(), [])
+        results = await asyncio.gather(*(d for _, d in pending), return_exceptions=True)
+        for (topic, _), result in zip(pending, results, strict=True):
+            if isinstance(result, BaseException):
+                raise DeliveryError(f"producing to {topic} failed: {result!r}") from result

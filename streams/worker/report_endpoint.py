@@ -5,8 +5,9 @@ rendered report, exactly what `funnel report` prints; GET /marketing?site=…&fr
 [&attribution=…][&lookback_days=…][&margin=…][&format=…] what `funnel marketing` prints;
 GET /customers?site=…&as_of=…[&cohorts=month|week][&segments=1][&segment=…][&format=…|csv]
 what `funnel customers` prints; `/` is the web dashboard (`streams.dashboard`) over the same
-documents. Queries run on the sink's one ClickHouse thread
-(`BatchSink.run`), between flushes, so they never race the writes. It listens on loopback unless
+documents. In a worker, queries run on a `QueryPool`: ClickHouse clients and threads of their
+own, never the sink's, so no report delays a flush; at most FUNNEL_REPORT_MAX_CONCURRENT at once,
+a few more wait, beyond that 503. It listens on loopback unless
 FUNNEL_QUERY_HOST says otherwise, which settings allow only with FUNNEL_DASHBOARD_TOKEN.
 """
 
@@ -29,18 +30,22 @@ from streams.report.marketing import MarketingRequest
 from streams.report.numbers import ReportRequest
 from streams.report.store import STORE_HEADER, QueryRunner, endpoint_url, store_id
 from streams.settings import Settings
+from streams.worker.query_pool import QueryPool, QueryPoolBusyError
 
 log = logging.getLogger(__name__)
 
 
-def report_services(settings: Settings, sink: QueryRunner) -> list[Service]:
+def report_services(settings: Settings, queries: QueryPool) -> list[Service]:
     """The worker's extra services: the report endpoint, unless FUNNEL_QUERY_PORT is 0."""
     if not settings.query_port:
         return []
-    app = endpoint_app(settings, sink, live=True)
+    app = endpoint_app(settings, queries, live=True)
     token_set = bool(settings.dashboard_token.get_secret_value())
     url = dashboard_url(endpoint_url(settings), app, token_set=token_set)
-    return [ReportServer(app, host=settings.query_host, port=settings.query_port, url=url)]
+    server = ReportServer(
+        app, host=settings.query_host, port=settings.query_port, url=url, closing=queries.close
+    )
+    return [server]
 
 
 def endpoint_app(settings: Settings, sink: QueryRunner, *, live: bool) -> web.Application:
@@ -86,6 +91,8 @@ def _handler(
             return web.Response(status=400, text=f"{exc}\n")
         try:
             body = await sink.run(lambda client: answer_body(client, database, asked))
+        except QueryPoolBusyError as exc:
+            return web.Response(status=503, text=f"busy: {exc}\n", headers={"Retry-After": "1"})
         except Exception as exc:
             return web.Response(status=503, text=f"{route} query failed: {translate(exc)}\n")
         return web.Response(
@@ -99,9 +106,17 @@ class ReportServer(Service):
     """Serves `report_app` for as long as the worker runs."""
 
     def __init__(
-        self, app: web.Application, *, host: str, port: int, url: str = "", **kwargs: Any
+        self,
+        app: web.Application,
+        *,
+        host: str,
+        port: int,
+        url: str = "",
+        closing: Callable[[], None] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._closing = closing  # releases the endpoint's query clients
         self._runner = web.AppRunner(app, access_log=None)
         self._host = host
         self._port = port
@@ -119,3 +134,5 @@ class ReportServer(Service):
 
     async def on_stop(self) -> None:
         await self._runner.cleanup()
+        if self._closing is not None:
+            self._closing()

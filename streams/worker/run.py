@@ -22,6 +22,8 @@ from streams.kafka.topics import create_topics, worker_topics
 from streams.settings import Settings
 from streams.settings_adapters import clickhouse_config
 from streams.worker.assembly import build_worker_app
+from streams.worker.fatal import exit_process
+from streams.worker.query_pool import QueryPool
 from streams.worker.report_endpoint import report_services
 
 
@@ -75,7 +77,13 @@ def run_worker(settings: Settings) -> None:
             registry=registry,
             sink=sink,
             clock=wall_clock_ms,
+            fatal=exit_process,
             faust_overrides=faust_flavor_settings(settings),
         )
-        worker = faust.Worker(app, *report_services(settings, sink), loglevel=settings.log_level)
+        config = clickhouse_config(settings)
+        queries = QueryPool(
+            lambda: connect(config, create_database=False), limit=settings.report_max_concurrent
+        )
+        services = report_services(settings, queries)
+        worker = faust.Worker(app, *services, loglevel=settings.log_level)
         worker.execute_from_commandline()

@@ -13,6 +13,7 @@ import orjson
 from schemas.decode import Rejection
 from sinks.tables import DIMENSIONS, ordered_row
 from streams.funnel.facts import CartChanged, Dims, Fact, OrderPlaced, StageReached
+from streams.funnel.partition import Outcome
 from streams.worker.dead_letters import DeadLetter
 from streams.worker.ingest import Accepted, RawMessage
 
@@ -23,7 +24,8 @@ def _dims(dims: Dims) -> dict[str, str]:
     return {name: getattr(dims, name) or "" for name in DIMENSIONS}
 
 
-def raw_event_row(accepted: Accepted, *, late: bool) -> Row:
+def raw_event_row(accepted: Accepted, outcome: Outcome, *, future: bool = False) -> Row:
+    """A raw event row; ``future``: its clock ran ahead of what the worker observed."""
     event, message = accepted.event, accepted.message
     return ordered_row(
         "events_raw",
@@ -34,7 +36,11 @@ def raw_event_row(accepted: Accepted, *, late: bool) -> Row:
             "event_type": event.event_type.value,
             "occurred_at": event.occurred_at_ms,
             "received_at": message.timestamp_ms,
-            "late": late,
+            "late": outcome is Outcome.LATE,
+            "future": future,
+            "capped": outcome is Outcome.CAPPED,
+            # In the key, so a late copy never replaces the counted row in a merge.
+            "late_copy": outcome is Outcome.LATE,
             "user_id": event.user_id or "",
             "utm_source": event.utm_source or "",
             "utm_medium": event.utm_medium or "",
@@ -83,6 +89,7 @@ def fact_row(fact: Fact) -> tuple[str, Row]:
                     "stage": int(fact.stage),
                     "reached_at": fact.reached_at_ms,
                     "session_id": fact.session_id,
+                    "session_start": fact.session_start_ms,
                     "user_id": fact.user_id or "",
                     **_dims(fact.dims),
                     "time_to_convert_ms": fact.time_to_convert_ms,
@@ -96,6 +103,7 @@ def fact_row(fact: Fact) -> tuple[str, Row]:
                     "order_id": fact.order_id,
                     "occurred_at": fact.occurred_at_ms,
                     "session_id": fact.session_id,
+                    "session_start": fact.session_start_ms,
                     "user_id": fact.user_id or "",
                     "value": fact.value,
                     "currency": fact.currency or "",
@@ -110,6 +118,7 @@ def fact_row(fact: Fact) -> tuple[str, Row]:
                 {
                     "site_id": fact.site_id,
                     "session_id": fact.session_id,
+                    "session_start": fact.session_start_ms,
                     "cart_seq": fact.cart_seq,
                     "version": int(fact.status),
                     "status": fact.status.name.lower(),

@@ -24,7 +24,7 @@ from streams.funnel.rules import FunnelRules
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce, query
-from tests.unit.funnel.reference import reference
+from tests.unit.funnel.reference import Expected, reference
 
 RULES = FunnelRules()  # the worker's defaults: W 24 h, L 5 min, T 30 min
 
@@ -53,14 +53,20 @@ def expected_answer(messages: Iterable[SimulatedMessage]) -> tuple[Answer, int]:
         decode_event(m.value, now_ms=now_ms, limits=DecodeLimits()) for m in messages if m.valid
     ]
     assert all(isinstance(e, Event) for e in events)
-    expected = reference([e for e in events if isinstance(e, Event)], RULES)
-    final_carts: dict[tuple[str, str, int], tuple[str, str, int, str, int, int | None]] = {}
+    answer = answer_of(reference([e for e in events if isinstance(e, Event)], RULES))
+    last_event_ms = max(e.occurred_at_ms for e in events if isinstance(e, Event))
+    return answer, last_event_ms
+
+
+def answer_of(expected: Expected) -> Answer:
+    """The reference's facts in the shape of `Answer`: each cart at its final status."""
+    final_carts: dict[tuple[str, str, int, int], tuple[str, str, int, str, int, int | None]] = {}
     for cart in sorted(expected.carts, key=lambda c: c.status):
-        final_carts[cart.site_id, cart.session_id, cart.cart_seq] = (
+        final_carts[cart.site_id, cart.session_id, cart.session_start_ms, cart.cart_seq] = (
             cart.site_id, cart.session_id, cart.cart_seq, cart.status.name.lower(),
             cart.opened_at_ms, cart.closed_at_ms,
         )  # fmt: skip
-    answer = Answer(
+    return Answer(
         stages=frozenset(
             (s.site_id, s.session_id, int(s.stage), s.reached_at_ms) for s in expected.stages
         ),
@@ -70,8 +76,6 @@ def expected_answer(messages: Iterable[SimulatedMessage]) -> tuple[Answer, int]:
         ),
         carts=frozenset(final_carts.values()),
     )
-    last_event_ms = max(e.occurred_at_ms for e in events if isinstance(e, Event))
-    return answer, last_event_ms
 
 
 Query = Callable[[str], list[tuple[Any, ...]]]
@@ -85,7 +89,9 @@ def stored_answer(data_dirs: Iterable[Path]) -> Answer:
 def answer_from(databases: Iterable[Query]) -> Answer:
     stages: set[tuple[str, str, int, int]] = set()
     orders: set[tuple[str, str, int, Decimal, str]] = set()
-    carts: dict[tuple[str, str, int], tuple[int, tuple[str, str, int, str, int, int | None]]] = {}
+    carts: dict[
+        tuple[str, str, int, int], tuple[int, tuple[str, str, int, str, int, int | None]]
+    ] = {}
     for run in databases:
         stages |= {
             (site, session, stage, ms)
@@ -101,11 +107,12 @@ def answer_from(databases: Iterable[Query]) -> Answer:
                 "currency FROM funnel.orders",
             )
         }
-        for site, session, seq, version, status, opened, closed in run(
-            "SELECT site_id, session_id, cart_seq, version, status, "
-            "toUnixTimestamp64Milli(opened_at), toUnixTimestamp64Milli(closed_at) FROM funnel.carts",
+        for site, session, start, seq, version, status, opened, closed in run(
+            "SELECT site_id, session_id, toUnixTimestamp64Milli(session_start), cart_seq, version, "
+            "status, toUnixTimestamp64Milli(opened_at), toUnixTimestamp64Milli(closed_at) "
+            "FROM funnel.carts",
         ):
-            key = (site, session, seq)
+            key = (site, session, start, seq)
             if key not in carts or carts[key][0] < version:
                 carts[key] = (version, (site, session, seq, status, opened, closed))
     return Answer(frozenset(stages), frozenset(orders), frozenset(row for _, row in carts.values()))

@@ -116,6 +116,13 @@ class WorkerProcess:
             time.sleep(0.25)
         raise AssertionError(f"timed out waiting for {what}:\n{self.log_tail()}")
 
+    def wait_exit(self, timeout: float) -> int:
+        """The exit code of a worker expected to stop by itself."""
+        try:
+            return self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"worker still running:\n{self.log_tail()}") from None
+
     def stop(self, timeout: float = 60) -> int:
         return stop_process_group(self._process, timeout)
 

@@ -20,6 +20,7 @@ from schemas.event import Device, Event, EventType
 from sinks.clickhouse import ClickHouseConfig, connect, migrate
 from sinks.report_queries import ReportQuery, query_report
 from sinks.tables import COLUMNS
+from streams.funnel.partition import Outcome
 from streams.report.numbers import ReportRequest, build_report
 from streams.report.view import report_json
 from streams.worker.ingest import Accepted, RawMessage
@@ -89,7 +90,7 @@ def test_bounce_rate_equals_the_reference(tmp_path: Path) -> None:
     rows = world()
     data = [
         raw_event_row(Accepted(e, RawMessage("events", 0, i, e.occurred_at_ms, None, b"{}")),
-                      late=late)
+                      Outcome.LATE if late else Outcome.ACCEPTED)
         for i, (e, late) in enumerate(rows)
     ]  # fmt: skip
     config = ClickHouseConfig(dsn=f"chdb:///{(tmp_path / 'chdb').resolve()}")

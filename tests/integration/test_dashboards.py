@@ -148,7 +148,7 @@ def simulated_rows() -> dict[str, list[Row]]:
         result = funnel.process_batch([(a.event, a.message.timestamp_ms) for a in batch])
         for item, outcome in zip(batch, result.outcomes, strict=True):
             if outcome is not Outcome.DUPLICATE:  # as the processor does
-                rows["events_raw"].append(raw_event_row(item, late=outcome is Outcome.LATE))
+                rows["events_raw"].append(raw_event_row(item, outcome))
         for fact in result.facts:
             table, row = fact_row(fact)
             rows[table].append(row)

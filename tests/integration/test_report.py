@@ -30,6 +30,7 @@ from sinks.clickhouse import ClickHouseConfig, connect, migrate
 from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery, query_report
 from sinks.tables import COLUMNS
 from streams.funnel.facts import CartStatus, Fact
+from streams.funnel.partition import Outcome
 from streams.funnel.rules import FunnelRules
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.local.ports import free_port
@@ -202,7 +203,7 @@ def replay_rows(start: datetime) -> tuple[list[tuple[str, Row]], World, int]:
     all_facts: list[Fact] = [*facts.stages, *facts.orders, *facts.carts]
     rows = [fact_row(f) for f in all_facts]
     late = [dataclasses.replace(e, session_id=f"late-{i}") for i, e in enumerate(events[::97])]
-    rows += [("events_raw", raw_event_row(accepted(e), late=True)) for e in late]
+    rows += [("events_raw", raw_event_row(accepted(e), Outcome.LATE)) for e in late]
     rejected_ms = time.time_ns() // 1_000_000
     world = World(
         facts=facts,

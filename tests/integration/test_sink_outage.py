@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import clickhouse_connect
 import pytest
@@ -69,6 +69,11 @@ class FlakyClient:
         return getattr(self._client, name)
 
 
+def unexpected(error: BaseException, where: str) -> NoReturn:
+    # Retriable errors are retried inside the sink; nothing may reach the worker's fatal path.
+    raise AssertionError(f"{where} failed: {error!r}")
+
+
 def test_clickhouse_outage_of_30s_loses_and_duplicates_nothing(
     broker: EmbeddedBroker, unique_topic: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -95,6 +100,7 @@ def test_clickhouse_outage_of_30s_loses_and_duplicates_nothing(
 
     async def run() -> None:
         app = build_worker_app(settings, registry=registry, sink=sink, clock=wall_clock_ms,
+                               fatal=unexpected,
                                faust_overrides=TANSU_CLIENT_TIMEOUTS.faust_settings())  # fmt: skip
         await app.start()
         try:

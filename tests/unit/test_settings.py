@@ -20,6 +20,12 @@ def test_settings_are_frozen_and_mask_secrets(monkeypatch: pytest.MonkeyPatch) -
         assert secret not in shown
     assert settings.kafka_bootstrap == "broker:9092"
     assert settings.masked()["clickhouse_dsn"] == "https://app:**********@ch.example:8443/funnel"
+    in_query = settings.model_copy(
+        update={"clickhouse_dsn": "https://ch.example/funnel?user=app&password=q-pw&secure=1"}
+    )
+    assert in_query.masked()["clickhouse_dsn"] == (
+        "https://ch.example/funnel?user=app&password=**********&secure=1"
+    )
     with pytest.raises(ValidationError):
         settings.events_topic = "other"  # type: ignore[misc]
 

@@ -1,12 +1,13 @@
 """ClickHouse queries shared by the funnel dashboards, with the report's semantics.
 
-- A stage's sessions: uniqExact(session_id) of stage_entries reached in the range (replays and
-  unmerged parts collapse). Steps divide consecutive stages.
+- A stage's sessions: uniqExact((session_id, session_start)) of stage_entries reached in the
+  range (replays and unmerged parts collapse). Steps divide consecutive stages.
 - Cohorts ("conversion over time"): sessions by the interval of their first page view, and the
   furthest stage each reached, however late; a share of a cohort is always within [0, 1].
 - Orders and carts: `sql_orders_carts`.
 
-Every query is for one site (`'${site}'`), so session_id alone identifies a session. Aliases
+Every query is for one site (`'${site}'`), so (session_id, session_start) identifies a session
+(a session_id reused after expiry is a new session with a later start). Aliases
 never reuse a column name: ClickHouse would substitute the alias inside its own aggregate.
 """
 
@@ -21,10 +22,10 @@ STAGE_NAME = f"transform(stage, [1, 2, 3, 4], {_STAGE_ARRAY}, 'unknown')"
 
 _STAGE_COUNTS = f"""
     SELECT
-        uniqExactIf(session_id, stage = 1) AS page_view,
-        uniqExactIf(session_id, stage = 2) AS add_to_cart,
-        uniqExactIf(session_id, stage = 3) AS checkout,
-        uniqExactIf(session_id, stage = 4) AS purchase
+        uniqExactIf((session_id, session_start), stage = 1) AS page_view,
+        uniqExactIf((session_id, session_start), stage = 2) AS add_to_cart,
+        uniqExactIf((session_id, session_start), stage = 3) AS checkout,
+        uniqExactIf((session_id, session_start), stage = 4) AS purchase
     FROM funnel.stage_entries
     WHERE {SITE} AND $__timeFilter(reached_at)"""
 
@@ -96,10 +97,10 @@ FROM ({_STAGE_COUNTS}
 
 
 _TIME_TO_CONVERT = f"""
-    SELECT session_id, min(time_to_convert_ms) AS ttc_ms
+    SELECT session_id, session_start, min(time_to_convert_ms) AS ttc_ms
     FROM funnel.stage_entries
     WHERE {SITE} AND stage = 4 AND $__timeFilter(reached_at)
-    GROUP BY session_id"""
+    GROUP BY session_id, session_start"""
 
 
 def time_to_convert() -> Sql:
@@ -164,12 +165,12 @@ def _cohorts(extra_select: str = "") -> str:
     """Per session: first page view, furthest stage, optional extra columns (any())."""
     return f"""
     SELECT
-        session_id,{extra_select}
+        session_id, session_start,{extra_select}
         minIf(reached_at, stage = 1) AS started_at,
         max(stage) AS furthest
     FROM funnel.stage_entries
     WHERE {SITE} AND reached_at >= $__fromTime
-    GROUP BY session_id"""
+    GROUP BY session_id, session_start"""
 
 
 def cohort_conversion_over_time() -> Sql:
@@ -219,10 +220,10 @@ def funnel_by(column: str) -> Sql:
     return Sql(
         f"""SELECT
     {segment(column)} AS segment,
-    uniqExactIf(session_id, stage = 1) AS page_view,
-    uniqExactIf(session_id, stage = 2) AS add_to_cart,
-    uniqExactIf(session_id, stage = 3) AS checkout,
-    uniqExactIf(session_id, stage = 4) AS purchase,
+    uniqExactIf((session_id, session_start), stage = 1) AS page_view,
+    uniqExactIf((session_id, session_start), stage = 2) AS add_to_cart,
+    uniqExactIf((session_id, session_start), stage = 3) AS checkout,
+    uniqExactIf((session_id, session_start), stage = 4) AS purchase,
     if(page_view > 0, purchase / page_view, NULL) AS conversion
 FROM funnel.stage_entries
 WHERE {SITE} AND $__timeFilter(reached_at)

@@ -1,8 +1,8 @@
 """ClickHouse queries for orders and carts, with the report's semantics (see `sql`).
 
 - Orders: one per order_id, at its earliest occurred_at (the first copy decides the time).
-- Carts: one per (session_id, cart_seq), final status = argMax(status, version), counted by
-  opened_at. Abandoned includes recovered: it was abandoned before the purchase saved it.
+- Carts: one per (session_id, session_start, cart_seq), final status = argMax(status, version),
+  counted by opened_at. Abandoned includes recovered: it was abandoned before the purchase saved it.
 """
 
 from __future__ import annotations
@@ -85,13 +85,14 @@ def _carts(extra_select: str = "") -> str:
     return f"""
     SELECT
         session_id,
+        session_start,
         cart_seq,{extra_select}
         argMax(status, version) AS final_status,
         argMax(value, version) AS cart_value,
         argMax(currency, version) AS cart_currency
     FROM funnel.carts
     WHERE {SITE} AND $__timeFilter(opened_at)
-    GROUP BY session_id, cart_seq"""
+    GROUP BY session_id, session_start, cart_seq"""
 
 
 _ABANDONMENT = """

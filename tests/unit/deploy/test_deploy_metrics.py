@@ -19,7 +19,7 @@ from deploy.grafana.dashgen.model import PromQL
 from sinks.batch import SinkMetrics
 from streams.funnel.conversion import RollingConversion
 from streams.funnel.facts import CartStatus, Stage
-from streams.worker.funnel_metrics import FunnelMetrics, _window_label
+from streams.worker.funnel_metrics import FunnelMetrics, SiteLabels, _window_label
 from streams.worker.ingest_metrics import Metrics
 from streams.worker.repartition import RepartitionMetrics
 
@@ -35,7 +35,7 @@ def exported() -> set[str]:
     """Every series name the worker's metric bundles can expose."""
     registry = CollectorRegistry()
     Metrics.create(registry)
-    FunnelMetrics.create(registry, site_label_limit=1, lateness_ms=0)
+    FunnelMetrics.create(registry, sites=SiteLabels(1), lateness_ms=0)
     SinkMetrics.create(registry)
     RepartitionMetrics.create(registry)
     names = set()
@@ -117,6 +117,7 @@ def label_values() -> dict[str, set[str]]:
         "step": steps,
         "job": {"funnel-worker"},  # deploy/prometheus/prometheus.yml
         "site": {"${site}"},  # the dashboards' variable
+        "retriable": {"true", "false"},  # sinks/batch.py: str(bool).lower()
     }
 
 

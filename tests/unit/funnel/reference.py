@@ -41,17 +41,30 @@ def reference(events: Iterable[Event], rules: FunnelRules) -> Expected:
     orders: set[OrderPlaced] = set()
     carts: set[CartChanged] = set()
     for unique in by_session.values():
-        s, o, c = _session(list(unique.values()), rules)
-        stages |= s
-        orders |= o
-        carts |= c
+        for visit in _visits(list(unique.values()), rules):
+            s, o, c = _session(visit, rules)
+            stages |= s
+            orders |= o
+            carts |= c
     return Expected(frozenset(stages), frozenset(orders), frozenset(carts))
+
+
+def _visits(events: list[Event], rules: FunnelRules) -> list[list[Event]]:
+    """One session id's events split into sessions: a gap over the retention starts a new one."""
+    events.sort(key=lambda e: e.occurred_at_ms)
+    visits: list[list[Event]] = []
+    for e in events:
+        if not visits or e.occurred_at_ms - visits[-1][-1].occurred_at_ms > rules.retention_ms:
+            visits.append([])
+        visits[-1].append(e)
+    return visits
 
 
 def _session(
     events: list[Event], rules: FunnelRules
 ) -> tuple[set[StageReached], set[OrderPlaced], set[CartChanged]]:
     events.sort(key=lambda e: (e.occurred_at_ms, FUNNEL_ORDER.index(e.event_type), e.event_id))
+    start = events[0].occurred_at_ms  # before repeated orders are dropped: they count for it
     # A purchase repeating an order id is as if it never happened.
     kept: list[Event] = []
     order_ids: set[str] = set()
@@ -98,7 +111,7 @@ def _session(
         t = kept[i].occurred_at_ms
         stage_time[number] = t
         ttc = t - stage_time[1] if number == 4 else None
-        stage_facts.add(StageReached(site, session, user_at[i], dims, Stage(number), t, ttc))
+        stage_facts.add(StageReached(site, session, start, user_at[i], dims, Stage(number), t, ttc))
 
     order_facts: set[OrderPlaced] = set()
     for i, e in enumerate(kept):
@@ -110,6 +123,7 @@ def _session(
                 OrderPlaced(
                     site,
                     session,
+                    start,
                     user_at[i],
                     dims,
                     e.order_id or e.event_id,
@@ -121,7 +135,7 @@ def _session(
                 )
             )
 
-    return stage_facts, order_facts, _carts(kept, user_at, dims, rules)
+    return stage_facts, order_facts, _carts(kept, start, user_at, dims, rules)
 
 
 @dataclass
@@ -140,7 +154,7 @@ class _Cart:
 
 
 def _carts(
-    kept: list[Event], user_at: list[str | None], dims: Dims, rules: FunnelRules
+    kept: list[Event], start: int, user_at: list[str | None], dims: Dims, rules: FunnelRules
 ) -> set[CartChanged]:
     rows: set[CartChanged] = set()
     site, session = kept[0].site_id, kept[0].session_id
@@ -152,7 +166,7 @@ def _carts(
         items = tuple(Item(k, c.qty[k], c.price[k]) for k in sorted(c.qty))
         rows.add(
             CartChanged(
-                site, session, user, dims, c.seq, status, c.opened, c.closed, c.recovered,
+                site, session, start, user, dims, c.seq, status, c.opened, c.closed, c.recovered,
                 value, c.currency, items, c.stage,
             )
         )  # fmt: skip

@@ -86,7 +86,7 @@ def test_pending_dims_are_kept_until_the_first_touch_is_known() -> None:
 def test_unknown_version_is_refused() -> None:
     raw = orjson.loads(encode_state(_typical_open_session()))
     raw[0] = FORMAT_VERSION + 1
-    with pytest.raises(ValueError, match="version 2"):
+    with pytest.raises(ValueError, match=f"version {FORMAT_VERSION + 1}"):
         decode_state(orjson.dumps(raw))
     with pytest.raises(ValueError, match="version"):
         decode_state(b"{}")
@@ -118,3 +118,14 @@ def test_bytes_per_open_session(capsys: pytest.CaptureFixture[str]) -> None:
               f"~{in_memory} B decoded in memory")  # fmt: skip
     assert len(encoded) <= 512
     assert in_memory <= 4096
+
+
+def test_version_1_states_are_upgraded_with_a_legacy_start() -> None:
+    state = _typical_open_session()
+    row = orjson.loads(encode_state(state))
+    v1 = orjson.dumps([1, *row[1:10]])
+    upgraded = decode_state(v1)
+    assert upgraded.start_ms == 0  # the rows it already wrote carry 0
+    assert upgraded.events == len(state.seen)
+    assert upgraded.state_bytes == len(v1)
+    assert upgraded.pending == state.pending

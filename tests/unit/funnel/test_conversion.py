@@ -16,7 +16,7 @@ NOW = 1_700_000_040_000 + 60 * M
 
 
 def entry(site: str, stage: Stage, at: int) -> StageReached:
-    return StageReached(site, "x", None, Dims(), stage, at)
+    return StageReached(site, "x", 0, None, Dims(), stage, at)
 
 
 def test_step_ratios_with_sample_sizes() -> None:

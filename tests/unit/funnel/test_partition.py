@@ -18,14 +18,15 @@ L = RULES.lateness_ms
 SKEW = RULES.max_skew_ms
 
 
-def test_watermark_is_capped_by_kafka_timestamp_plus_skew() -> None:
+def test_a_future_dated_event_does_not_move_the_watermark() -> None:
     funnel = PartitionFunnel(DictStore(), RULES)
-    # A phone a year in the future, written to Kafka now: it may push the watermark by SKEW only.
+    # A phone a year in the future, observed now: accepted, but no evidence of time.
     result = funnel.process_batch([(ev(PV, T0 + 365 * DAY_MS), T0)])
-    assert result.watermark_ms == T0 + SKEW
-    result = funnel.process_batch([(ev(PV, T0 - 10, session_id="y"), T0)])
     assert result.outcomes == (Outcome.ACCEPTED,)
-    assert result.watermark_ms == T0 + SKEW
+    assert result.watermark_ms is None
+    result = funnel.process_batch([(ev(PV, T0 + SKEW, session_id="y"), T0)])
+    assert result.outcomes == (Outcome.ACCEPTED,)
+    assert result.watermark_ms == T0 + SKEW  # within the skew: it counts
 
 
 def test_late_event_is_refused_and_changes_nothing() -> None:

@@ -60,6 +60,8 @@ def test_instants_need_an_offset_and_come_out_utc(text: str, expected: datetime)
         ("2026-03-01T09:30:00", "no UTC offset"),
         ("2026-03-01", "no UTC offset"),
         ("yesterday", "not an ISO 8601"),
+        ("0001-01-01T00:00:00+14:00", "out of range"),
+        ("9999-12-31T23:59:59-14:00", "out of range"),
     ],
 )
 def test_instants_without_offset_or_not_iso_are_refused(text: str, error: str) -> None:
@@ -79,6 +81,23 @@ def test_a_query_needs_a_site_from_before_to_aware_times_and_a_known_dimension()
     with pytest.raises(ValueError, match="break down"):
         ReportQuery("s", START, END, by="user_id")
     assert ReportQuery("s", START, END, by="device").by == "device"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"site": "s", "from": "0001-01-01T00:00:00+14:00", "to": "2026-03-01T11:00:00Z"},
+        {"site": "s", "from": "2026-03-01T10:00:00Z", "to": "2026-03-01T11:00:00Z",
+         "min_sessions": "many"},
+        {"site": "s", "from": "2026-03-01T10:00:00Z", "to": "2026-03-01T11:00:00Z", "by": "x"},
+    ],
+)  # fmt: skip
+def test_bad_endpoint_parameters_are_value_errors_the_endpoint_answers_400(
+    params: dict[str, str],
+) -> None:
+    # report_endpoint turns ValueError into HTTP 400
+    with pytest.raises(ValueError, match=r"out of range|whole number|cannot break down"):
+        ReportRequest.from_params(params)
 
 
 def test_request_parameters_round_trip_and_name_what_is_missing() -> None:
@@ -237,6 +256,18 @@ def test_the_table_fits_80_columns_and_flags_the_worst_step() -> None:
         (
             ["--from", "2026-03-01T10:00:00Z", "--to", "2026-03-01T11:00:00Z", "--by", "page"],
             "invalid choice",
+        ),
+        (["--from", "0001-01-01T00:00:00+14:00", "--to", "2026-03-01T11:00:00Z"], "out of range"),
+        (
+            [
+                "--from",
+                "2026-03-01T10:00:00Z",
+                "--to",
+                "2026-03-01T11:00:00Z",
+                "--min-sessions",
+                "-1",
+            ],
+            "negative",
         ),
     ],
 )

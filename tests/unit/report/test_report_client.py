@@ -16,19 +16,26 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import CollectorRegistry
+from clickhouse_connect.driver.client import Client
 
-from sinks.batch import BatchSink, SinkMetrics
 from sinks.report_queries import ReportQuery
 from streams.local.ports import free_port
 from streams.report.client import ReportError, in_use, report_output
 from streams.report.numbers import ReportRequest
 from streams.report.store import STORE_HEADER, store_id
 from streams.settings import Settings
+from streams.worker.query_pool import QueryPool
 from streams.worker.report_endpoint import ReportServer, report_app, report_services
 
 START = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 REQUEST = ReportRequest(ReportQuery("shop-1", START, START + timedelta(hours=1)), as_json=True)
+
+
+def no_clickhouse() -> QueryPool:
+    def refuse() -> Client:
+        raise AssertionError("the endpoint connected to ClickHouse")
+
+    return QueryPool(refuse, limit=1)
 
 
 def settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -122,17 +129,19 @@ def test_a_worker_serving_other_data_is_not_believed(tmp_path: Path) -> None:
         report_output(settings(tmp_path, query_port=port), REQUEST)
 
 
-def test_store_id_masks_a_server_password(tmp_path: Path) -> None:
-    served = store_id(
-        settings(tmp_path).model_copy(update={"clickhouse_dsn": "https://u:pw@ch:8443/x"})
-    )
+@pytest.mark.parametrize(
+    "dsn",
+    ["https://u:pw@ch:8443/x", "https://ch:8443/x?user=u&password=pw", "https://ch/x?token=pw"],
+)
+def test_store_id_masks_a_server_password(tmp_path: Path, dsn: str) -> None:
+    served = store_id(settings(tmp_path).model_copy(update={"clickhouse_dsn": dsn}))
     assert "pw" not in served
     assert served.endswith("#funnel")
 
 
 def test_the_endpoint_refuses_bad_parameters_before_touching_clickhouse(tmp_path: Path) -> None:
-    # Any client call would fail: the sink gets no client at all.
-    sink = BatchSink(None, database="funnel", metrics=SinkMetrics.create(CollectorRegistry()))  # type: ignore[arg-type]
+    # Any client call would fail: there is no ClickHouse to connect to.
+    sink = no_clickhouse()
 
     async def ask(params: dict[str, str]) -> tuple[int, str]:
         app = report_app(sink, database="funnel", store="x")
@@ -147,12 +156,17 @@ def test_the_endpoint_refuses_bad_parameters_before_touching_clickhouse(tmp_path
             ask({"site": "s", "from": "2026-03-01T10:00:00Z", "to": "2026-03-01T09:00:00Z"})
         )
         assert (status, text) == (400, "from must be before to\n")
+        status, text = asyncio.run(
+            ask({"site": "s", "from": "0001-01-01T00:00:00+14:00", "to": "2026-03-01T09:00:00Z"})
+        )
+        assert status == 400
+        assert "out of range" in text
     finally:
         sink.close()
 
 
 def test_the_endpoint_is_off_with_port_zero(tmp_path: Path) -> None:
-    sink = BatchSink(None, database="funnel", metrics=SinkMetrics.create(CollectorRegistry()))  # type: ignore[arg-type]
+    sink = no_clickhouse()
     try:
         assert report_services(settings(tmp_path, query_port=0), sink) == []
         assert len(report_services(settings(tmp_path, query_port=9999), sink)) == 1
@@ -168,7 +182,7 @@ def test_one_chdb_directory_has_one_store_id_however_it_is_spelled(tmp_path: Pat
 def test_a_taken_port_leaves_the_worker_running_without_the_endpoint(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    sink = BatchSink(None, database="funnel", metrics=SinkMetrics.create(CollectorRegistry()))  # type: ignore[arg-type]
+    sink = no_clickhouse()
 
     async def start_and_stop(port: int) -> None:
         server = ReportServer(

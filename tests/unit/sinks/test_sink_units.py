@@ -12,6 +12,7 @@ from clickhouse_connect.driver.exceptions import (
     ProgrammingError,
 )
 
+from sinks.clickhouse import ClickHouseConfig, client_options
 from sinks.errors import SinkError, translate
 from sinks.retry import Backoff
 
@@ -40,6 +41,8 @@ def test_backoff_is_capped_exponential_with_full_jitter() -> None:
         (ProgrammingError("Syntax error"), False),
         (DataError("Cannot parse"), False),
         (ValueError("bad row"), False),
+        (DatabaseError("Code: 243. Cannot reserve 1.00 MiB, not enough space", code=243), False),
+        (DatabaseError("Code: 75. Cannot write to file: No space left on device", code=75), False),
     ],
 )
 def test_translate_decides_retriable_once(error: Exception, retriable: bool) -> None:
@@ -47,3 +50,27 @@ def test_translate_decides_retriable_once(error: Exception, retriable: bool) -> 
     assert isinstance(translated, SinkError)
     assert translated.retriable is retriable
     assert str(error) in str(translated)
+    assert ("disk full" in str(translated)) is ("space" in str(error))
+
+
+@pytest.mark.parametrize(
+    ("dsn", "user", "password", "expected"),
+    [
+        ("https://funnel:pw@ch:8443/db", "default", "", ("https://ch:8443/db", "funnel", "pw")),
+        ("https://funnel:p%40ss@ch/db", "default", "", ("https://ch/db", "funnel", "p@ss")),
+        ("https://ch/db?user=funnel&password=pw&secure=1", "default", "",
+         ("https://ch/db?secure=1", "funnel", "pw")),
+        ("https://ch:8443/db", "reader", "s3", ("https://ch:8443/db", "reader", "s3")),
+        ("https://funnel:old@[::1]:8443/db", "default", "new",
+         ("https://[::1]:8443/db", "funnel", "new")),
+    ],
+)  # fmt: skip
+def test_the_dsn_user_is_honoured(
+    dsn: str, user: str, password: str, expected: tuple[str, str, str]
+) -> None:
+    options = client_options(ClickHouseConfig(dsn=dsn, user=user, password=password))
+    assert (options["dsn"], options["username"], options["password"]) == expected
+
+
+def test_embedded_dsn_takes_no_credentials() -> None:
+    assert client_options(ClickHouseConfig(dsn="chdb:///x")) == {"dsn": "chdb:///x"}

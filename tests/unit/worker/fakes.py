@@ -10,8 +10,8 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from schemas.event import Event
-from streams.funnel.rules import FunnelRules
-from streams.worker.funnel_metrics import FunnelMetrics
+from streams.funnel.rules import FunnelRules, SessionLimits
+from streams.worker.funnel_metrics import FunnelMetrics, SiteLabels
 from streams.worker.ingest import Accepted, PartitionBatch, RawMessage
 from streams.worker.processor import FunnelProcessor, Topics
 from streams.worker.repartition import Repartitioner, RepartitionMetrics
@@ -89,9 +89,10 @@ class Rig:
         self.processor = FunnelProcessor(
             table=self.table,
             rules=rules,
+            limits=SessionLimits(),
             sink=self.sink,  # type: ignore[arg-type]
             metrics=FunnelMetrics.create(
-                CollectorRegistry(), site_label_limit=10, lateness_ms=rules.lateness_ms
+                CollectorRegistry(), sites=SiteLabels(10), lateness_ms=rules.lateness_ms
             ),
             clock=lambda: self.now_ms,
             publisher=self.publisher,  # type: ignore[arg-type]

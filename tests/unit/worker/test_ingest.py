@@ -17,7 +17,6 @@ from streams.worker.dead_letters import (
     SourcePosition,
     dead_letter,
 )
-from streams.worker.funnel_metrics import SiteLabels
 from streams.worker.ingest import Ingestion, PartitionBatch, RawMessage
 from streams.worker.ingest_metrics import Metrics
 from streams.worker.repartition import LATE_HEADER, MARKER_HEADER
@@ -119,15 +118,3 @@ def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
     )
     assert value("funnel_events_invalid_total", {"reason": "not_json"}) == 1
     assert value("funnel_dead_lettered_total") == 2
-
-
-def test_site_labels_are_bounded() -> None:
-    labels = SiteLabels(limit=2)
-    assert [labels(s) for s in ["a", "b", "c", "a", "d", "b"]] == [
-        "a",
-        "b",
-        "other",
-        "a",
-        "other",
-        "b",
-    ]

@@ -46,6 +46,7 @@ def test_the_worker_builds_its_app_for_kafka_and_a_clickhouse_server() -> None:
         from streams.settings import Settings
         from streams.settings_adapters import clickhouse_config
         from streams.worker.assembly import build_worker_app
+        from streams.worker.fatal import exit_process
 
         settings = Settings(
             kafka_bootstrap="kafka-1.example:9092",
@@ -66,7 +67,7 @@ def test_the_worker_builds_its_app_for_kafka_and_a_clickhouse_server() -> None:
         # The sink only touches its client on flush; this app is built, never started.
         sink = BatchSink(None, database="funnel", metrics=SinkMetrics.create(registry))
         app = build_worker_app(
-            settings, registry=registry, sink=sink, clock=wall_clock_ms,
+            settings, registry=registry, sink=sink, clock=wall_clock_ms, fatal=exit_process,
             faust_overrides=faust_flavor_settings(settings),
         )
         sink.close()

@@ -28,6 +28,7 @@ from streams.funnel.facts import (
     Stage,
     StageReached,
 )
+from streams.funnel.partition import Outcome
 from streams.worker.dead_letters import SourcePosition, dead_letter
 from streams.worker.ingest import Accepted, RawMessage
 from streams.worker.sink_rows import dead_letter_row, fact_row, raw_event_row
@@ -54,7 +55,7 @@ def test_raw_event_columns_equal_the_events_own_fields() -> None:
     event = decode_event(raw, now_ms=NOW_MS, limits=DecodeLimits())
     assert isinstance(event, Event)
     message = RawMessage("events", 3, 41, NOW_MS - 1_000, b"sess-7", raw)
-    row = by_column("events_raw", raw_event_row(Accepted(event, message), late=True))
+    row = by_column("events_raw", raw_event_row(Accepted(event, message), Outcome.LATE))
 
     named_like_the_contract = set(COLUMNS["events_raw"]) & DOCUMENT.keys()
     assert len(named_like_the_contract) == 18
@@ -62,7 +63,13 @@ def test_raw_event_columns_equal_the_events_own_fields() -> None:
         assert row[column] == DOCUMENT[column], column
     assert row["occurred_at"] == DOCUMENT["occurred_at"]
     assert row["value"] == Decimal(DOCUMENT["value"])
-    assert (row["received_at"], row["late"]) == (NOW_MS - 1_000, True)
+    assert (row["received_at"], row["late"], row["late_copy"]) == (NOW_MS - 1_000, True, True)
+    assert (row["future"], row["capped"]) == (False, False)
+    capped = raw_event_row(Accepted(event, message), Outcome.CAPPED, future=True)
+    flags = by_column("events_raw", capped)
+    assert [flags[c] for c in ("late", "late_copy", "future", "capped")] == [
+        False, False, True, True,
+    ]  # fmt: skip
     assert (row["source_partition"], row["source_offset"]) == (3, 41)
     assert orjson.loads(row["raw"]) == DOCUMENT
 
@@ -78,10 +85,10 @@ def attribute(fact: Fact, column: str) -> Any:
 
 
 FACTS: list[Fact] = [
-    StageReached("shop-9", "sess-7", "user-3", DIMS, Stage.CHECKOUT, NOW_MS, 4_000),
-    OrderPlaced("shop-9", "sess-7", "user-3", DIMS, "ord-4", NOW_MS, Decimal("12.50"), "EUR", 3,
+    StageReached("shop-9", "sess-7", NOW_MS - 60_000, "user-3", DIMS, Stage.CHECKOUT, NOW_MS, 4_000),
+    OrderPlaced("shop-9", "sess-7", NOW_MS - 60_000, "user-3", DIMS, "ord-4", NOW_MS, Decimal("12.50"), "EUR", 3,
                 True),
-    CartChanged("shop-9", "sess-7", "user-3", DIMS, 2, CartStatus.ABANDONED, NOW_MS - 9,
+    CartChanged("shop-9", "sess-7", NOW_MS - 60_000, "user-3", DIMS, 2, CartStatus.ABANDONED, NOW_MS - 9,
                 NOW_MS, NOW_MS + 9, Decimal("12.50"), "EUR", (Item("sku-1", 2, Decimal("6.25")),),
                 Stage.CHECKOUT),
 ]  # fmt: skip
