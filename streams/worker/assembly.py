@@ -18,6 +18,7 @@ from streams.settings_adapters import funnel_rules, session_limits
 from streams.worker.ad_spend import add_spend_agent
 from streams.worker.app import create_app
 from streams.worker.fatal import Fatal
+from streams.worker.faust_batches import BatchConsumer
 from streams.worker.funnel_metrics import FunnelMetrics, SiteLabels
 from streams.worker.ingest_metrics import Metrics
 from streams.worker.processor import FunnelProcessor, Topics
@@ -32,6 +33,13 @@ def end_offset(app: faust.App, tp: TP) -> int:
     treated as "more to read", so an idle tick never runs ahead of data not yet fetched."""
     highwater: int | None = app.consumer.highwater(tp)
     return sys.maxsize if highwater is None else highwater
+
+
+def _batch_consumer(app: faust.App) -> BatchConsumer:
+    consumer = app.consumer
+    if not isinstance(consumer, BatchConsumer):
+        raise TypeError(f"the worker needs its batch consumer installed, not {type(consumer)}")
+    return consumer
 
 
 def site_labels(settings: Settings) -> SiteLabels:
@@ -82,7 +90,7 @@ def build_worker_app(
 
         async def fetch_position(topic: str, partition: int) -> int | None:
             try:
-                position: int | None = await app.consumer.position(TP(topic, partition))
+                position = await _batch_consumer(app).handled_position(TP(topic, partition))
             except IllegalStateError:
                 return None  # revoked since the tick began: not idle, try again next tick
             return position

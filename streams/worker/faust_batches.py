@@ -128,6 +128,25 @@ class BatchConsumer(faust_aiokafka.Consumer):
         finally:
             self._not_handling.set()
 
+    async def handled_position(self, tp: TP) -> int | None:
+        """The next offset to handle in a routed partition (None: position not known).
+
+        Not aiokafka's position alone: that moves in the consumer thread as soon as records
+        are fetched, before they reach this loop and the handler, so a batch on its way would
+        make its partition look read to the end. Once nothing is handled since the assignment,
+        the position is read under the fetch lock: no fetch in flight, none in hand. Callers
+        must not hold a lock the handler waits for.
+        """
+        handled = self._handled.get(tp)
+        if handled is not None:
+            return handled
+        async with self._fetch_lock:
+            handled = self._handled.get(tp)
+            if handled is not None:
+                return handled
+            position: int | None = await self.position(tp)
+            return position
+
     def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
         yield from super()._filter_tps_with_pending_acks(topics)
         for tp in self._handled:

@@ -119,6 +119,8 @@ class FunnelProcessor:
         self._settled = settled
         self._positions: dict[tuple[str, int], int] = {}
         self._partitions: dict[int, _Partition] = {}
+        # Bumped by every revocation and assignment: positions read before one are void.
+        self._assignments = 0
         # The agent and the idle timer both drive funnels; one at a time, whole batches.
         self._lock = asyncio.Lock()
 
@@ -206,15 +208,30 @@ class FunnelProcessor:
         takes part, also one that never had a message: as a source it must still announce
         progress, or it would hold the others back.
         """
+        if not self._settled():
+            return
+        # Read before taking the lock: the consumer answers once no fetched batch is on its
+        # way, and a batch in hand waits for this lock. A position read now can only be behind
+        # where handling stands later, which delays idleness by a tick, never hastens it;
+        # unless a rebalance came between (records dropped, positions reset): then it is void.
+        assignments = self._assignments
+        started = {
+            (topic, partition): await self._fetch_position(topic, partition)
+            for partition in self._assigned()
+            for topic in self._topic_names()
+            if (topic, partition) not in self._positions
+        }
         async with self._lock:
             if not self._settled():
                 # Mid-rebalance the table may be half recovered: no state is read or written.
                 return
+            if assignments != self._assignments:
+                started = {}
             now_ms = self._clock()
             results: list[tuple[int, BatchResult]] = []
             for partition in sorted(self._assigned()):
                 entry = self._partition(partition)
-                unread = {t: await self._unread(t, partition) for t in self._topic_names()}
+                unread = {t: self._unread(t, partition, started) for t in self._topic_names()}
                 self._repartitioner.observe(entry.progress, unread[self._topics.repartition])
                 if any(n is None or n > 0 for n in unread.values()):
                     continue
@@ -227,12 +244,12 @@ class FunnelProcessor:
     def _topic_names(self) -> tuple[str, str]:
         return self._topics.events, self._topics.repartition
 
-    async def _unread(self, topic: str, partition: int) -> int | None:
+    def _unread(
+        self, topic: str, partition: int, started: Mapping[tuple[str, int], int | None]
+    ) -> int | None:
         """Messages left to read; None when the position is not known yet."""
-        position = self._positions.get((topic, partition))
-        if position is None:
-            # Nothing read here since the start: where the consumer stands is where we are.
-            position = await self._fetch_position(topic, partition)
+        # Nothing handled here since the start: where the consumer stood before the lock.
+        position = self._positions.get((topic, partition), started.get((topic, partition)))
         if position is None:
             return None
         return max(0, self._end_offset(topic, partition) - position)
@@ -240,6 +257,7 @@ class FunnelProcessor:
     async def revoke(self, partitions: Iterable[int]) -> None:
         """Drop the revoked partitions' funnels; rebuilt from the table if they come back."""
         async with self._lock:
+            self._assignments += 1
             for partition in partitions:
                 entry = self._partitions.pop(partition, None)
                 for topic in self._topic_names():
@@ -252,6 +270,7 @@ class FunnelProcessor:
     async def keep_partitions(self, partitions: Iterable[int]) -> None:
         """Drop the table keys of partitions no longer owned, once the new assignment is known."""
         async with self._lock:
+            self._assignments += 1
             keep_only(self._table, set(partitions))
 
     def _partition(self, partition: int) -> _Partition:
