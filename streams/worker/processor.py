@@ -15,7 +15,7 @@ sent and before any state that remembers judging them is written.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ from streams.worker.funnel_metrics import FunnelMetrics
 from streams.worker.ingest import Accepted, PartitionBatch, RawMessage
 from streams.worker.publisher import Publisher
 from streams.worker.repartition import Repartitioner
+from streams.worker.replay import FreshReads, read_outcome
 from streams.worker.sink_rows import dead_letter_row, fact_row, raw_event_row
 from streams.worker.table_store import StagedTableStore, keep_only
 
@@ -54,32 +55,6 @@ class _Partition:
     funnel: PartitionFunnel
     store: StagedTableStore
     progress: SourceProgress
-
-
-@dataclass(frozen=True, slots=True)
-class _Fresh:
-    """A partition batch without the reads its stored state already covers: after a crash
-    before the offsets were acked, those are neither judged, forwarded nor offered again
-    (judged against the newer state they would come back late; see ``progress``)."""
-
-    read_mask: list[bool]
-    forwarded_mask: list[bool]
-    read: list[Accepted]
-    forwarded: list[tuple[Accepted, bool]]
-
-    @staticmethod
-    def of(progress: SourceProgress, part: PartitionBatch) -> _Fresh:
-        def fresh(item: Accepted) -> bool:
-            return not progress.replayed(item.message.topic, item.message.offset)
-
-        reads = [fresh(a) for a in part.accepted]
-        forwards = [fresh(a) for a, _ in part.forwarded]
-        return _Fresh(
-            reads,
-            forwards,
-            [a for a, keep in zip(part.accepted, reads, strict=True) if keep],
-            [f for f, keep in zip(part.forwarded, forwards, strict=True) if keep],
-        )
 
 
 class FunnelProcessor:
@@ -130,7 +105,7 @@ class FunnelProcessor:
             # consumption bounds how far one storefront can push event time (see partition).
             now_ms = self._clock()
             outcomes: dict[int, list[Outcome]] = {}
-            owned: dict[int, tuple[PartitionBatch, _Fresh, list[bool]]] = {}
+            owned: dict[int, tuple[PartitionBatch, FreshReads, list[bool]]] = {}
             forwarded = False
             for partition, part in batch.items():
                 if not self._owns(partition):
@@ -142,7 +117,7 @@ class FunnelProcessor:
                 for topic, offset in part.last_offsets.items():
                     self._positions[topic, partition] = offset + 1
                 entry = self._partition(partition)
-                fresh = _Fresh.of(entry.progress, part)
+                fresh = FreshReads.of(entry.progress, part)
                 read = [(a.event, a.message) for a in fresh.read]
                 stays = await self._repartitioner.split(entry.progress, read)
                 forwarded = forwarded or not all(stays)
@@ -171,8 +146,8 @@ class FunnelProcessor:
                 done = iter(result.outcomes)
                 stay = iter(stays)
                 outcomes[partition] = [
-                    *(_outcome(keep and next(stay), keep, done) for keep in fresh.read_mask),
-                    *(_outcome(keep, keep, done) for keep in fresh.forwarded_mask),
+                    *(read_outcome(keep and next(stay), keep, done) for keep in fresh.read_mask),
+                    *(read_outcome(keep, keep, done) for keep in fresh.forwarded_mask),
                 ]
                 results.append((partition, result))
             await self._complete(results)
@@ -312,10 +287,3 @@ class FunnelProcessor:
                     key=fact.session_id.encode(),
                     value=abandoned_cart_message(fact),
                 )
-
-
-def _outcome(offered: bool, fresh: bool, done: Iterator[Outcome]) -> Outcome:
-    """A read's outcome: the funnel's if offered, forwarded elsewhere, or already applied."""
-    if offered:
-        return next(done)
-    return Outcome.REPARTITIONED if fresh else Outcome.DUPLICATE
