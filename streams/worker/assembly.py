@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -26,6 +27,9 @@ from streams.worker.publisher import Publisher
 from streams.worker.repartition import Repartitioner, RepartitionMetrics
 
 SESSIONS_TABLE = "funnel-sessions"
+
+
+log = logging.getLogger(__name__)
 
 
 def end_offset(app: faust.App, tp: TP) -> int:
@@ -57,14 +61,26 @@ def funnel_metrics_of(settings: Settings, registry: CollectorRegistry) -> Funnel
 
 
 def guarded(
-    step: Callable[[], Awaitable[None]], fatal: Fatal, where: str
+    step: Callable[[], Awaitable[None]],
+    fatal: Fatal,
+    where: str,
+    *,
+    stopping: Callable[[], bool],
 ) -> Callable[[], Awaitable[None]]:
-    """`step`, with any error it raises handed to `fatal` (the worker exits, see fatal.py)."""
+    """`step`, with any error it raises handed to `fatal` (the worker exits, see fatal.py).
+
+    `step` must ack nothing (the idle tick): once the worker is stopping, its producer closes
+    under a running step, and that failure is a clean stop, not a crash. Whatever the step had
+    written is replayed like after any crash; the handled batches' offsets stay right.
+    """
 
     async def run() -> None:
         try:
             await step()
         except Exception as error:
+            if stopping():
+                log.warning("%s cut short by the worker stopping: %s", where, error)
+                return
             fatal(error, where)
 
     return run
@@ -125,7 +141,7 @@ def build_worker_app(
         )
 
         app.timer(interval=1.0, name="funnel-idle-tick")(
-            guarded(processor.tick, fatal, "idle tick")
+            guarded(processor.tick, fatal, "idle tick", stopping=lambda: app.should_stop)
         )
 
         _follow_rebalances(app, processor, settings.events_topic)
