@@ -251,6 +251,16 @@ def by_site(result: list[dict[str, Any]]) -> dict[str, float]:
     return {r["metric"]["site"]: float(r["value"][1]) for r in result}
 
 
+def evaluated_since(prometheus: Prometheus, alert: str, since: float) -> bool:
+    """True once the server has evaluated `alert` at a time after `since` (epoch seconds)."""
+    for group in prometheus.api("rules")["groups"]:
+        for rule in group["rules"]:
+            if rule.get("name") == alert:
+                last = datetime.fromisoformat(rule["lastEvaluation"].replace("Z", "+00:00"))
+                return last.timestamp() > since
+    raise AssertionError(f"no rule named {alert}")
+
+
 def scraped_all(worker: WorkerProcess, prometheus: Prometheus) -> Callable[[], bool]:
     """True once the rules have run on the worker's final gauges (one worker: sum == gauge)."""
 
@@ -325,6 +335,13 @@ def test_conversion_drop_rule_names_the_affected_site_and_step(
                     if a["labels"]["alertname"] == ALERT
                 ]
 
+            # Alert states come from the server's own evaluations, some of them on gauges of a
+            # stream still in flight: judge only states from evaluations of the final gauges.
+            final_since = time.time()
+            prometheus.wait_until(
+                lambda: evaluated_since(prometheus, ALERT, final_since), timeout=30,
+                what=f"{ALERT} evaluated on the final gauges",
+            )  # fmt: skip
             prometheus.wait_until(lambda: bool(drop_alerts()), timeout=30, what=f"{ALERT} pending")
             assert drop_alerts() == [(AFFECTED, STEP, "pending")]
     finally:
