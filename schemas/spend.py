@@ -15,24 +15,12 @@ from typing import Any
 
 import orjson
 
-from schemas.contract import MAX_DECIMAL_PLACES, MAX_MONEY
+from schemas.contract import CURRENCIES, MAX_DECIMAL_PLACES, MAX_MONEY
 from schemas.decode import Rejection
 
 TRIMMED = " \t"  # what `normalise_channel` strips; CHANNEL_SQL trims the same characters
 REQUIRED = ("date", "site_id", "utm_source", "cost", "currency")
 OPTIONAL = ("utm_campaign", "clicks", "impressions", "updated_at")
-
-# ISO 4217 active codes: a code not listed is refused.
-_ISO_4217 = """
-    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
-    BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
-    GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR
-    KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK
-    MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR
-    SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS
-    UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
-    """
-CURRENCIES = frozenset(_ISO_4217.split())
 
 
 def normalise_channel(text: str) -> str:
