@@ -20,8 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.local.embedded_broker import EmbeddedBroker
-from tests.integration.pipeline import PipelineConfig, WorkerProcess, query
-from tests.integration.test_funnel_exactness import (
+from tests.integration.exactness import (
     assert_same,
     expected_answer,
     final_bound_s,
@@ -30,6 +29,7 @@ from tests.integration.test_funnel_exactness import (
     simulate,
     stored_answer,
 )
+from tests.integration.pipeline import PipelineConfig, WorkerProcess, query
 
 pytestmark = pytest.mark.integration
 
