@@ -3,13 +3,14 @@ assert the order of effects (rows, flush, sends). The table is a real, unstarted
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry
 
 from schemas.event import Event
+from sinks.tables import ordered_columns
 from streams.funnel.rules import FunnelRules, SessionLimits
 from streams.worker.funnel_metrics import FunnelMetrics, SiteLabels
 from streams.worker.ingest import Accepted, PartitionBatch, RawMessage
@@ -24,7 +25,8 @@ PARTITIONS = 2
 
 
 class RecordingSink:
-    """`BatchSink.add/flush`; `fail_flush` makes the next flush raise, as an outage would."""
+    """`BatchSink.add/add_columns/flush`; `fail_flush` makes the next flush raise, as an outage
+    would."""
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
@@ -34,6 +36,11 @@ class RecordingSink:
     def add(self, table: str, row: Sequence[Any]) -> None:
         self.journal.append(("add", table))
         self.rows.setdefault(table, []).append(row)
+
+    def add_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Recorded as the rows the columns hold, one `add` each."""
+        for row in zip(*ordered_columns(table, columns), strict=True):
+            self.add(table, row)
 
     async def flush(self) -> None:
         if self.fail_flush:
