@@ -61,8 +61,9 @@ def raw_event_columns(
         "cart_id": [e.cart_id or "" for e in events],
         "source_partition": [m.partition for m in messages],
         "source_offset": [m.offset for m in messages],
-        # The decoder proved the bytes are UTF-8 JSON; unknown fields survive here.
-        "raw": [m.value.decode() for m in messages],
+        # The decoder proved the bytes are UTF-8 JSON, so they go in as they came (a String is
+        # bytes: no decoding here, no encoding in the insert); unknown fields survive here.
+        "raw": [m.value for m in messages],
     }
 
 
