@@ -11,6 +11,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from schemas.event import Event
+from sinks.tables import ordered_columns
 from streams.funnel.partition import Outcome
 from streams.funnel.rules import FunnelRules, SessionLimits
 from streams.worker.funnel_metrics import FunnelMetrics, SiteLabels
@@ -27,7 +28,8 @@ PARTITIONS = 2
 
 
 class RecordingSink:
-    """`BatchSink.add/flush`; `fail_flush` makes the next flush raise, as an outage would."""
+    """`BatchSink.add/add_columns/flush`; `fail_flush` makes the next flush raise, as an outage
+    would."""
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
@@ -37,6 +39,11 @@ class RecordingSink:
     def add(self, table: str, row: Sequence[Any]) -> None:
         self.journal.append(("add", table))
         self.rows.setdefault(table, []).append(row)
+
+    def add_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Recorded as the rows the columns hold, one `add` each."""
+        for row in zip(*ordered_columns(table, columns), strict=True):
+            self.add(table, row)
 
     async def flush(self) -> None:
         if self.fail_flush:
