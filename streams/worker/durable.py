@@ -21,7 +21,7 @@ from streams.funnel.partition import BatchResult
 from streams.worker.abandoned_carts import abandoned_cart_message
 from streams.worker.funnel_metrics import FunnelMetrics
 from streams.worker.publisher import Deliveries, Publisher
-from streams.worker.sink_rows import fact_row
+from streams.worker.sink_rows import fact_columns
 from streams.worker.table_store import ChangelogRecords
 
 
@@ -79,9 +79,9 @@ class BatchCommitter:
     def stage(self, commits: Sequence[PartitionCommit]) -> asyncio.Future[None]:
         """The batch's facts to the sink now; its durable step once the earlier ones are done.
         That step also awaits what the calling task sent for the batch (dead letters, markers)."""
-        for commit in commits:
-            for fact in commit.result.facts:
-                self._sink.add(*fact_row(fact))
+        facts = (fact for commit in commits for fact in commit.result.facts)
+        for table, columns in fact_columns(facts).items():
+            self._sink.add_columns(table, columns)
         sent = self._publisher.detach()
         return self._steps.then(lambda: self._make_durable(commits, sent))
 

@@ -37,7 +37,7 @@ from streams.worker.ingest import Accepted, PartitionBatch, Processed, RawMessag
 from streams.worker.publisher import Publisher
 from streams.worker.repartition import Repartitioner
 from streams.worker.replay import FreshReads, read_outcome
-from streams.worker.sink_rows import dead_letter_row, raw_event_row
+from streams.worker.sink_rows import dead_letter_row, raw_event_columns
 from streams.worker.table_store import StagedTableStore, keep_only
 
 
@@ -161,6 +161,9 @@ class FunnelProcessor:
     def _add_raw(
         self, processed: Sequence[Accepted], outcomes: Sequence[Outcome], now_ms: int
     ) -> None:
+        kept: list[Accepted] = []
+        kept_outcomes: list[Outcome] = []
+        futures: list[bool] = []
         for item, outcome in zip(processed, outcomes, strict=True):
             # Duplicates are already stored under their key; late and capped ones are kept,
             # flagged.
@@ -168,12 +171,16 @@ class FunnelProcessor:
                 continue
             observed = min(item.message.timestamp_ms, now_ms)
             future = is_future(item.event.occurred_at_ms, observed, self._rules)
-            site = self._metrics.site(item.event.site_id)
-            if future:
-                self._metrics.events_future.labels(site).inc()
-            if outcome is Outcome.CAPPED:
-                self._metrics.session_capped.labels(site).inc()
-            self._sink.add("events_raw", raw_event_row(item, outcome, future=future))
+            if future or outcome is Outcome.CAPPED:
+                site = self._metrics.site(item.event.site_id)
+                if future:
+                    self._metrics.events_future.labels(site).inc()
+                if outcome is Outcome.CAPPED:
+                    self._metrics.session_capped.labels(site).inc()
+            kept.append(item)
+            kept_outcomes.append(outcome)
+            futures.append(future)
+        self._sink.add_columns("events_raw", raw_event_columns(kept, kept_outcomes, futures))
 
     def record_dead_letter(
         self, message: RawMessage, letter: DeadLetter, rejection: Rejection
