@@ -1,6 +1,6 @@
 """Whole fetched batches of the worker's topics, straight from Faust's consumer.
 
-This is the only module that touches Faust's private consumer API. It is written against
+This is the only module that touches Faust's private consumer and producer API. It is written against
 `FAUST_VERSION` (pinned in pyproject.toml); tests/unit/test_faust_seam.py fails loudly when
 that version or the seam it relies on changes.
 
@@ -36,6 +36,7 @@ from time import monotonic
 from typing import Any, Final, Protocol
 
 import faust
+from aiokafka import AIOKafkaProducer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -233,3 +234,12 @@ def install_batch_consumer(app: faust.App, topics: Sequence[str], handler: Batch
     # Subscribed like an agent's topic (and so co-partitioned with the tables), but no stream
     # ever reads it: its records never reach the conductor.
     app.topics.add(app.topic(*topics, key_serializer="raw", value_serializer="raw"))
+
+
+def kafka_producer(app: faust.App) -> AIOKafkaProducer:
+    """The aiokafka producer under the app's own (started with the app), for record batches:
+    Faust sends one record at a time."""
+    producer = app.producer
+    if not isinstance(producer, faust_aiokafka.Producer):
+        raise TypeError(f"the worker needs Faust's aiokafka producer, not {type(producer)}")
+    return producer._ensure_producer()

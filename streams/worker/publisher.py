@@ -14,11 +14,15 @@ while the first acks offsets.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+from streams.worker.faust_batches import kafka_producer
 
 
 class DeliveryError(Exception):
@@ -47,6 +51,30 @@ class Publisher:
     ) -> None:
         try:
             delivery = await self._app.producer.send(topic, key, value, partition, None, headers)
+        except Exception as exc:
+            raise DeliveryError(f"producing to {topic} failed: {exc!r}") from exc
+        self._pending.setdefault(asyncio.current_task(), []).append((topic, delivery))
+
+    async def send_batch(
+        self, topic: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
+    ) -> None:
+        """Send `records` (key, value; None deletes) to one partition in as few record batches as
+        the producer's batch size allows: one delivery to await per batch, not per record."""
+        producer = kafka_producer(self._app)
+        batch = producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                await self._send_batch(producer, batch, topic, partition)
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)  # a first record always fits
+        if batch.record_count():
+            await self._send_batch(producer, batch, topic, partition)
+
+    async def _send_batch(
+        self, producer: AIOKafkaProducer, batch: BatchBuilder, topic: str, partition: int
+    ) -> None:
+        try:
+            delivery = await producer.send_batch(batch, topic, partition=partition)
         except Exception as exc:
             raise DeliveryError(f"producing to {topic} failed: {exc!r}") from exc
         self._pending.setdefault(asyncio.current_task(), []).append((topic, delivery))

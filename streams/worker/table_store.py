@@ -30,10 +30,9 @@ class ChangelogRecords:
     records: Sequence[tuple[bytes, bytes | None]]
 
     async def send(self, publisher: Publisher) -> None:
-        for table_key, value in self.records:
-            # Same record Faust's own changelog write makes (raw key, raw value, None deletes),
-            # so its recovery restores these keys.
-            await publisher.send(self.topic, key=table_key, value=value, partition=self.partition)
+        # Same records Faust's own changelog write makes (raw key, raw value, None deletes),
+        # so its recovery restores these keys.
+        await publisher.send_batch(self.topic, self.partition, self.records)
 
 
 class StagedTableStore:

@@ -4,7 +4,7 @@ assert the order of effects (rows, flush, sends). The table is a real, unstarted
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -63,6 +63,12 @@ class RecordingPublisher:
         self.journal.append(("send", topic))
         self.sent.append((topic, record["key"], record["value"], record.get("partition")))
         self.headers.append(record.get("headers") or [])
+
+    async def send_batch(
+        self, topic: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
+    ) -> None:
+        for key, value in records:
+            await self.send(topic, key=key, value=value, partition=partition)
 
     def detach(self) -> Deliveries:
         self.journal.append(("detach",))
