@@ -1,8 +1,8 @@
 """Whole fetched batches of the worker's topics, straight from Faust's consumer.
 
-This is the only module that touches Faust's private consumer and producer API. It is written against
-`FAUST_VERSION` (pinned in pyproject.toml); tests/unit/test_faust_seam.py fails loudly when
-that version or the seam it relies on changes.
+This is the only module that touches Faust's private consumer and producer API. It is written
+against `FAUST_VERSION` (pinned in pyproject.toml); tests/unit/test_faust_seam.py fails loudly
+when that version or the seam it relies on changes.
 
 Stock Faust hands every message through its conductor and a stream, one at a time: about
 290 µs per event here even when the agent does nothing. `BatchConsumer` takes the records of
