@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from schemas.contract import EVENT_TYPE_ALIASES, FIELDS, PLAIN_TEXT_PATTERN
 from schemas.decode import DecodeLimits, Rejection, decode_event, decode_precisely
 from schemas.event import Event, Item
 from schemas.fast_decode import decode_common
+from streams.bench.dataset import throughput_messages
 from tests.unit.schemas.documents import LIMITS, NOW_MS, base
 
 T = "2026-11-24T11:00:00"  # an hour before NOW_MS
@@ -109,6 +111,14 @@ def test_common_shapes_take_the_fast_path(raw: bytes) -> None:
     assert agreed(raw) is not None
 
 
+def test_every_valid_simulated_message_takes_the_fast_path() -> None:
+    # The benchmark's traffic: what is accepted at all is accepted fast.
+    messages = throughput_messages(1500, now=datetime.fromtimestamp(NOW_MS / 1000, UTC), seed=3)
+    valid = [m.value for m in messages if m.valid]
+    assert len(valid) > 1400
+    assert all(agreed(raw) is not None for raw in valid)
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -163,6 +173,7 @@ def test_accepted_shapes_the_fast_path_may_leave_to_the_precise_one(raw: bytes) 
         pairs(*base().items())[:-1] + b',"user_id":"\xed\xa0\x80"}',
         pairs(*base().items())[:-1] + b',"user_id":"\\ud800"}',
         pairs(*base().items())[:-1] + b',"value":NaN,"currency":"EUR"}',
+        pairs(*base().items())[:-1] + b',"user_id":"u\t1"}',  # a raw tab: not JSON
         pairs(*base().items()) + b" x",
         b"\xef\xbb\xbf" + pairs(*base().items()),
     ],
