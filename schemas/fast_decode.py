@@ -180,14 +180,12 @@ def decode_common(raw: bytes, *, earliest_ms: int, latest_ms: int, max_bytes: in
         event.value = Decimal(event.value)
     event.event_type = event_type
     event.occurred_at_ms = occurred_at
-    event.items = _items(event.items)
+    event.items = _items(event.items) if event.items else ()
     event.__class__ = Event
     return event  # type: ignore[no-any-return]
 
 
-def _items(lines: Sequence[Any] | None) -> tuple[Item, ...]:
-    if not lines:
-        return ()
+def _items(lines: Sequence[Any]) -> tuple[Item, ...]:
     items = []
     for line in lines:
         item = _ITEM_TWIN(line.sku, line.quantity, Decimal(line.price))
