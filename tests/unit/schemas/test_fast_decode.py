@@ -265,3 +265,36 @@ def test_the_fast_path_agrees_with_the_precise_one(
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_are_declined_or_agreed(raw: bytes) -> None:
     agreed(raw)
+
+
+SENT = [
+    orjson.dumps(FULL),
+    orjson.dumps(base(occurred_at=NOW_MS, country="NL", user_id="u-1", device="tablet")),
+    json.dumps(FULL, ensure_ascii=True).encode(),
+]
+edits = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "insert", "delete"]),
+        st.integers(min_value=0, max_value=10_000),
+        st.sampled_from(list(b'\\"{}[],:019.eE+-nt \x7f\x00\t\xff\xc3')) | st.integers(0, 255),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=400)
+@given(st.sampled_from(SENT), edits)
+def test_valid_messages_with_bytes_changed_are_declined_or_agreed(
+    sent: bytes, changes: list[tuple[str, int, int]]
+) -> None:
+    raw = bytearray(sent)
+    for how, where, byte in changes:
+        at = where % len(raw)
+        if how == "set":
+            raw[at] = byte
+        elif how == "insert":
+            raw.insert(at, byte)
+        else:
+            del raw[at]
+    agreed(bytes(raw))
