@@ -14,7 +14,8 @@ while the first acks offsets.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -23,6 +24,11 @@ import faust
 class DeliveryError(Exception):
     """A record could not be produced (e.g. over the broker's size limit): not retriable here,
     and the batch that made it must not be acked."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deliveries:
+    records: Sequence[tuple[str, Awaitable[Any]]] = ()
 
 
 class Publisher:
@@ -45,9 +51,14 @@ class Publisher:
             raise DeliveryError(f"producing to {topic} failed: {exc!r}") from exc
         self._pending.setdefault(asyncio.current_task(), []).append((topic, delivery))
 
-    async def delivered(self) -> None:
-        """Wait for every record the calling task sent since its last call."""
-        pending = self._pending.pop(asyncio.current_task(), [])
+    def detach(self) -> Deliveries:
+        """The records the calling task sent since its last call, for another task to await
+        (a batch's deliveries are awaited by the step that makes it durable)."""
+        return Deliveries(self._pending.pop(asyncio.current_task(), []))
+
+    async def delivered(self, *others: Deliveries) -> None:
+        """Wait for every record the calling task sent since its last call, and `others`."""
+        pending = [*self.detach().records, *(r for other in others for r in other.records)]
         results = await asyncio.gather(*(d for _, d in pending), return_exceptions=True)
         for (topic, _), result in zip(pending, results, strict=True):
             if isinstance(result, BaseException):
