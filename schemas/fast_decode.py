@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import fields, make_dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -40,7 +40,6 @@ from schemas.contract import (
 from schemas.event import Device, Event, EventType, Item
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 _INT64 = msgspec.Meta(ge=-(2**63), le=2**63 - 1)
 _TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 _SKU = FieldSpec("sku", Kind.ID, True, "")
@@ -57,8 +56,11 @@ def rfc3339_ms(value: str) -> int:
     # Searched here, not by msgspec: its call of the regex costs twice as much.
     if _TIMESTAMP.search(value) is None:
         raise ValueError(value)
-    # Exact and overflow-free for any year, unlike .timestamp().
-    return (datetime.fromisoformat(value) - _EPOCH) // _MS
+    # Exact and overflow-free for any year, unlike .timestamp(); a timedelta is normalised
+    # (0 <= seconds < 86400, 0 <= microseconds < 10**6), so this is its floor in milliseconds,
+    # in half the time of `// timedelta(milliseconds=1)`.
+    since = datetime.fromisoformat(value) - _EPOCH
+    return since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000
 
 
 class _Codes:

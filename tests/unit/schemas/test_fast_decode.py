@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from schemas.contract import EVENT_TYPE_ALIASES, FIELDS, PLAIN_TEXT_PATTERN
 from schemas.decode import DecodeLimits, Rejection, decode_event, decode_precisely
 from schemas.event import Event, Item
-from schemas.fast_decode import decode_common
+from schemas.fast_decode import decode_common, rfc3339_ms
 from streams.bench.dataset import throughput_messages
 from tests.unit.schemas.documents import LIMITS, NOW_MS, base
 
@@ -66,6 +66,16 @@ def test_ids_need_no_search_without_a_backslash_or_del_byte() -> None:
         c for c in range(0x110000) if not 0xD800 <= c < 0xE000 and not re.search(PLAIN_TEXT_PATTERN, chr(c))
     ]  # fmt: skip
     assert refused == [*range(0x20), 0x7F]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1969-12-31T23:59:59.9995Z", "1970-01-01T00:00:00.0005+00:01", "0001-01-01T00:00:00.999999+23:59",
+     "9999-12-31T23:59:59.999999-23:59", f"{T}.123456789Z", f"{T}Z"],
+)  # fmt: skip
+def test_rfc3339_ms_is_the_floor_in_milliseconds(value: str) -> None:
+    since = datetime.fromisoformat(value) - datetime(1970, 1, 1, tzinfo=UTC)
+    assert rfc3339_ms(value) == since // timedelta(milliseconds=1)
 
 
 def test_fast_events_are_true_frozen_events() -> None:
