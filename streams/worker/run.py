@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -86,7 +87,9 @@ def run_worker(settings: Settings) -> None:
             lambda: connect(config, create_database=False), limit=settings.report_max_concurrent
         )
         services = report_services(settings, queries)
-        faust_worker(app, *services, loglevel=settings.log_level).execute_from_commandline()
+        worker = faust_worker(app, *services, loglevel=settings.log_level)
+        tune_gc()
+        worker.execute_from_commandline()
 
 
 def faust_worker(app: faust.App, *services: Any, loglevel: str) -> faust.Worker:
@@ -96,3 +99,15 @@ def faust_worker(app: faust.App, *services: Any, loglevel: str) -> faust.Worker:
     # worker's CPU. Without it, the level asked for is the level in force.
     worker.spinner = None
     return worker
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper cyclic collections once the worker is built.
+
+    With the default thresholds a 200k-event backlog ran 26 full collections of ~160 ms each,
+    every one traversing the whole heap (Faust, the modules, the warm sessions): 4 s of a 35 s
+    run. Frozen, the start-up objects are never traversed again; a larger first generation lets
+    a batch's short-lived objects die by reference counting before anything is scanned.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)

@@ -1,14 +1,15 @@
-"""The worker's Faust `Worker` keeps the log level it is given."""
+"""The worker process: its Faust `Worker` keeps the log level it is given; its GC is tuned."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator
 
 import faust
 import pytest
 
-from streams.worker.run import faust_worker
+from streams.worker.run import faust_worker, tune_gc
 
 
 @pytest.fixture
@@ -28,3 +29,14 @@ def test_debug_lines_are_not_built_at_warning(root_logger: logging.Logger) -> No
     # then formats a debug line for every record it produces.
     assert root_logger.getEffectiveLevel() == logging.WARNING
     assert not logging.getLogger("aiokafka.producer.producer").isEnabledFor(logging.DEBUG)
+
+
+def test_gc_is_tuned_for_a_long_running_worker() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (50_000, 10, 10)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
