@@ -24,9 +24,9 @@ _MISSING = "—"
 MARKDOWN_HEADER = (
     "| Date (UTC) | Commit | Machine | Events | aiokafka baseline | Decoder | Funnel engine "
     "| Faust ceiling | Worker (x baseline) | Worker, 30 % unkeyed (x keyed) "
-    "| Latency p50 / p99 / max @ rate "
+    "| Two workers (x baseline) | Latency p50 / p99 / max @ rate "
     "| RSS / open session: engine (pending, finalised); worker growth |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 )
 
 
@@ -51,8 +51,9 @@ def machine_text(results: BenchResults) -> str:
     return f"{m.cores} x {m.cpu_model}, {m.memory_bytes / 2**30:.0f} GiB"
 
 
-def worker_share(results: BenchResults) -> float | None:
-    worker, baseline = results.part("worker"), results.part("baseline")
+def worker_share(results: BenchResults, key: str = "worker") -> float | None:
+    """A worker part's rate over the same run's aiokafka baseline."""
+    worker, baseline = results.part(key), results.part("baseline")
     if worker is None or baseline is None:
         return None
     w, b = worker.events_per_s, baseline.events_per_s
@@ -172,8 +173,10 @@ def markdown_row(results: BenchResults) -> str:
         part = results.part(key)
         return _MISSING if part is None else f"{_compact(part.events_per_s)}"
 
-    share = worker_share(results)
-    worker = rate("worker") + ("" if share is None else f" ({share:.3f}x)")
+    def over_baseline(key: str) -> str:
+        share = worker_share(results, key)
+        return rate(key) + ("" if share is None else f" ({share:.3f}x)")
+
     mixed_share = mixed_over_keyed(results)
     mixed = rate("mixed") + ("" if mixed_share is None else f" ({mixed_share:.2f}x)")
     latency = _MISSING
@@ -197,8 +200,9 @@ def markdown_row(results: BenchResults) -> str:
         rate("decode"),
         rate("engine"),
         rate("faust"),
-        worker,
+        over_baseline("worker"),
         mixed,
+        over_baseline("workers2"),
         latency,
         memory,
     ]

@@ -185,7 +185,7 @@ def test_markdown_row_has_every_column_of_the_header() -> None:
     assert row.count("|") == header.count("|")
     assert row == (
         "| 2026-11-24 10:15 | abc1234 | 2 x AMD EPYC, 24 GiB | 100,000 | 100,000 | 50,000 "
-        "| 25,000 | — | 5,000 (0.050x) | — | 1.20 / 1.50 / 3.00 @ 5,000/s | 800 B; 900 B |\n"
+        "| 25,000 | — | 5,000 (0.050x) | — | — | 1.20 / 1.50 / 3.00 @ 5,000/s | 800 B; 900 B |\n"
     )
 
 
@@ -194,6 +194,13 @@ def test_markdown_row_gives_the_mixed_key_worker_beside_the_keyed_one() -> None:
     mixed = Part("mixed", "mixed", (Run(100_000, 25.0),))  # 4,000 ev/s against 5,000
     row = markdown_row(dataclasses.replace(keyed, parts=(*keyed.parts, mixed)))
     assert "| 5,000 (0.050x) | 4,000 (0.80x) |" in row
+
+
+def test_markdown_row_gives_two_workers_against_the_baseline() -> None:
+    one = _results()
+    two = Part("workers2", "two workers", (Run(100_000, 12.5),))  # 8,000 ev/s against 100,000
+    row = markdown_row(dataclasses.replace(one, parts=(*one.parts, two)))
+    assert "| 5,000 (0.050x) | — | 8,000 (0.080x) |" in row
 
 
 def test_markdown_row_says_timed_out_and_not_visible() -> None:
@@ -250,7 +257,7 @@ def test_unmeasured_parts_are_not_judged() -> None:
         memory=(),
     )
     assert {t.met for t in targets(empty)} == {None}
-    assert markdown_row(empty).count("—") == 11  # the event count too: no part read the topic
+    assert markdown_row(empty).count("—") == 12  # the event count too: no part read the topic
 
 
 # --- output file -----------------------------------------------------------------------------
