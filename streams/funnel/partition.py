@@ -86,6 +86,15 @@ class Outcome(enum.StrEnum):
     REVOKED = "revoked"  # its partition moved away mid-batch; the new owner replays it
 
 
+# Returned per event: in Python 3.11 a member read off its class costs ~5x a global.
+_ACCEPTED, _DUPLICATE, _LATE, _CAPPED = (
+    Outcome.ACCEPTED,
+    Outcome.DUPLICATE,
+    Outcome.LATE,
+    Outcome.CAPPED,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     outcomes: tuple[Outcome, ...]  # one per input event, in input order
@@ -200,16 +209,16 @@ class PartitionFunnel:
                 state = None
         digest = id_hash(event.event_id)
         if is_duplicate(state, digest):
-            return Outcome.DUPLICATE
+            return _DUPLICATE
         t = event.occurred_at_ms
         bound = self._bound()
         if late or (bound is not None and t < bound) or is_behind(state, event):
-            return Outcome.LATE
+            return _LATE
         size = event_bytes(event, with_dims=state is None or state.dims is None)
-        outcome = Outcome.CAPPED
+        outcome = _CAPPED
         if not capped(state, event, size, self._limits):
             batch.put(key, accept(state, event, digest, size, floor_ms=floor))
-            outcome = Outcome.ACCEPTED
+            outcome = _ACCEPTED
         if observed_ms is not None:
             self._own.advance(t, observed_ms)
         return outcome
