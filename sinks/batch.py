@@ -4,6 +4,11 @@ Contract (quix-streams style): the caller flushes before it commits source offse
 idempotent (tables collapse on their sorting key), so a replay after a crash is harmless.
 While ClickHouse is unreachable `flush()` keeps retrying: the agent stops taking events, which is
 the back-pressure, and nothing buffered is dropped.
+
+Rows are written column-oriented, through one insert context per table, kept from the first
+insert on: clickhouse-connect then neither asks the table's column types again for every
+insert nor transposes the rows, and a batch's rows given as columns (`add_columns`, the
+bulk of the traffic) are inserted as they are. Each insert holds the GIL while it encodes.
 """
 
 from __future__ import annotations
@@ -11,17 +16,19 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.insert import InsertContext
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from sinks.errors import translate
 from sinks.retry import Backoff
-from sinks.tables import COLUMNS
+from sinks.tables import COLUMNS, ordered_columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,30 @@ class SinkMetrics:
             self.errors.labels(retriable)
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """Buffered rows of one table: one sequence per row, or (`by_column`) one per column in the
+    table's column order."""
+
+    data: list[Sequence[Any]]
+    by_column: bool
+
+    @property
+    def rows(self) -> int:
+        return len(self.data[0]) if self.by_column else len(self.data)
+
+    def columns(self) -> list[Sequence[Any]]:
+        return self.data if self.by_column else list(zip(*self.data, strict=True))
+
+
+def _joined(parts: Sequence[_Part]) -> list[Sequence[Any]]:
+    """The parts' rows as one set of columns, in arrival order."""
+    blocks = [part.columns() for part in parts]
+    if len(blocks) == 1:
+        return blocks[0]
+    return [list(chain.from_iterable(column)) for column in zip(*blocks, strict=True)]
+
+
 class BatchSink:
     def __init__(
         self,
@@ -77,29 +108,40 @@ class BatchSink:
         self._backoff = backoff or Backoff()
         self._rng = rng or random.Random()
         self._sleep = sleep
+        # Rows added one by one since the table's last part; sealed into a part, in order.
         self._rows: dict[str, list[Sequence[Any]]] = {table: [] for table in COLUMNS}
+        self._parts: dict[str, list[_Part]] = {table: [] for table in COLUMNS}
+        # Used and replaced on the sink's thread only.
+        self._contexts: dict[str, InsertContext] = {}
         # chDB is synchronous and single-path: every call goes through this one thread.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
 
     def add(self, table: str, row: Sequence[Any]) -> None:
         self._rows[table].append(row)
 
+    def add_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Many rows at once, given column by column by name (`sinks.tables.ordered_columns`
+        checks the names and lengths); cheaper than one `add` per row."""
+        ordered = ordered_columns(table, columns)
+        if ordered[0]:
+            self._seal(table)
+            self._parts[table].append(_Part(ordered, by_column=True))
+
     async def flush(self) -> None:
         started = time.perf_counter()
-        for table in self._rows:
+        for table in self._parts:
             # Taken before the await: rows added meanwhile belong to the next flush.
-            rows, self._rows[table] = self._rows[table], []
-            if rows:
-                await self._insert_with_retry(table, rows)
-                self._metrics.rows_written.labels(table).inc(len(rows))
+            self._seal(table)
+            parts, self._parts[table] = self._parts[table], []
+            if parts:
+                await self._write(table, parts)
         self._metrics.flush_seconds.observe(time.perf_counter() - started)
 
     async def write_now(self, table: str, rows: list[Sequence[Any]]) -> None:
         """Insert `rows` at once, with the flush's retries but outside its buffers: for a stream
         that acks on its own (the spend topic), so it never takes another agent's rows."""
         if rows:
-            await self._insert_with_retry(table, rows)
-            self._metrics.rows_written.labels(table).inc(len(rows))
+            await self._write(table, [_Part(rows, by_column=False)])
 
     async def run(self, call: Callable[[Client], Any]) -> Any:
         """Run a client call on the sink's thread (reports use clients of their own)."""
@@ -109,13 +151,35 @@ class BatchSink:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
-    async def _insert_with_retry(self, table: str, rows: list[Sequence[Any]]) -> None:
-        name = f"{self._database}.{table}"
-        columns = COLUMNS[table]
+    def _seal(self, table: str) -> None:
+        if self._rows[table]:
+            self._parts[table].append(_Part(self._rows[table], by_column=False))
+            self._rows[table] = []
+
+    async def _write(self, table: str, parts: list[_Part]) -> None:
+        await self._insert_with_retry(table, parts)
+        self._metrics.rows_written.labels(table).inc(sum(part.rows for part in parts))
+
+    def _insert(self, client: Client, table: str, parts: list[_Part]) -> None:
+        """One INSERT of all `parts`; on the sink's thread."""
+        context = self._contexts.get(table)
+        if context is None:
+            context = client.create_insert_context(
+                f"{self._database}.{table}", COLUMNS[table], column_oriented=True
+            )
+            self._contexts[table] = context
+        try:
+            client.insert(data=_joined(parts), context=context)
+        except BaseException:
+            # A failed insert may leave state behind in its context: the next one starts afresh.
+            del self._contexts[table]
+            raise
+
+    async def _insert_with_retry(self, table: str, parts: list[_Part]) -> None:
         attempt = 0
         while True:
             try:
-                await self.run(lambda client: client.insert(name, rows, column_names=columns))
+                await self.run(lambda client: self._insert(client, table, parts))
                 return
             except Exception as exc:
                 error = translate(exc)

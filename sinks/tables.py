@@ -1,12 +1,13 @@
 """Column order of each table we insert into; must match sinks/migrations (a test checks).
 
-Rows are built by column name and put in this order by `ordered_row`, so a value can only
-land in the column it names (clickhouse-connect inserts with `column_names=`).
+Rows (or whole columns) are built by column name and put in this order by `ordered_row` (or
+`ordered_columns`), so a value can only land in the column it names (clickhouse-connect inserts
+with `column_names=`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence, Set
 from operator import itemgetter
 from typing import Any
 
@@ -51,10 +52,12 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 _GETTERS = {table: itemgetter(*columns) for table, columns in COLUMNS.items()}
+_NAMES = {table: frozenset(columns) for table, columns in COLUMNS.items()}
 
 
 class RowShapeError(ValueError):
-    """A row names a column its table does not have, or leaves one out."""
+    """A row (or a set of columns) names a column its table does not have, or leaves one out;
+    or its columns differ in length."""
 
 
 def ordered_row(table: str, values: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -67,6 +70,21 @@ def ordered_row(table: str, values: Mapping[str, Any]) -> tuple[Any, ...]:
             return row
     except KeyError:
         pass
-    missing = sorted(set(columns) - values.keys())
-    unknown = sorted(values.keys() - set(columns))
-    raise RowShapeError(f"{table} row: missing columns {missing}, unknown columns {unknown}")
+    raise _shape_error(table, "row", values.keys())
+
+
+def ordered_columns(table: str, columns: Mapping[str, Sequence[Any]]) -> list[Sequence[Any]]:
+    """`columns` by name, as a list in the table's column order; all of one length."""
+    if columns.keys() != _NAMES[table]:
+        raise _shape_error(table, "columns", columns.keys())
+    ordered = [columns[name] for name in COLUMNS[table]]
+    lengths = {len(column) for column in ordered}
+    if len(lengths) > 1:
+        raise RowShapeError(f"{table} columns: unequal lengths {sorted(lengths)}")
+    return ordered
+
+
+def _shape_error(table: str, what: str, names: Set[str]) -> RowShapeError:
+    missing = sorted(_NAMES[table] - names)
+    unknown = sorted(names - _NAMES[table])
+    return RowShapeError(f"{table} {what}: missing columns {missing}, unknown columns {unknown}")

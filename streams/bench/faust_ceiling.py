@@ -21,6 +21,7 @@ from streams.bench.procs import ChildProcess, child_env
 from streams.bench.results import Run
 from streams.bench.stats import STEADY_FROM
 from streams.kafka.tansu_compat import TANSU_CLIENT_TIMEOUTS, install_tansu_compat
+from streams.worker.run import faust_worker
 
 BATCH_MAX = 5_000
 BATCH_WITHIN_S = 0.25
@@ -96,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         data_dir=Path(args.data_dir),
         on_batch=_Counter(args.events, Path(args.result)),
     )
-    faust.Worker(app, loglevel="WARNING").execute_from_commandline()
+    faust_worker(app, loglevel="WARNING").execute_from_commandline()
 
 
 def ceiling_run(

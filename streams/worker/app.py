@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, NoReturn
 
 import faust
 
@@ -66,15 +67,25 @@ def create_app(
 
     metrics.up.set(1)
 
-    async def ingest(records: Sequence[Record]) -> None:
+    def stop(error: Exception) -> NoReturn:
+        # Not acked: the batch's offsets stay uncommitted; the process exits at once
+        # (exit 70, one clear log line) rather than through Faust's crash and shutdown.
+        metrics.up.set(0)
+        fatal(error, "ingest agent")
+
+    async def durable(step: Awaitable[None]) -> None:
+        try:
+            await step
+        except Exception as error:
+            stop(error)
+
+    async def ingest(records: Sequence[Record]) -> asyncio.Future[None]:
         try:
             with metrics.batch_seconds.time():
-                await ingestion.handle([_raw(record) for record in records])
+                step = await ingestion.handle([_raw(record) for record in records])
         except Exception as error:
-            # Not acked: the batch's offsets stay uncommitted; the process exits at once
-            # (exit 70, one clear log line) rather than through Faust's crash and shutdown.
-            metrics.up.set(0)
-            fatal(error, "ingest agent")
+            stop(error)
+        return asyncio.ensure_future(durable(step))
 
     # Both topics in one subscription: Faust assigns their same-numbered partitions (and the
     # table's changelog partition) to the same worker, since they are co-partitioned.
@@ -83,15 +94,16 @@ def create_app(
 
 
 def _raw(record: Record) -> RawMessage:
+    # Positional: this runs for every message, and keywords cost twice as much.
     return RawMessage(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        timestamp_ms=record.timestamp,
-        key=record.key,
+        record.topic,
+        record.partition,
+        record.offset,
+        record.timestamp,
+        record.key,
         # A tombstone (no value) is bad input like any other: it fails as "not JSON".
-        value=record.value or b"",
-        headers=_headers(record.headers),
+        record.value or b"",
+        _headers(record.headers),
     )
 
 

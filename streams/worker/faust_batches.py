@@ -1,8 +1,8 @@
 """Whole fetched batches of the worker's topics, straight from Faust's consumer.
 
-This is the only module that touches Faust's private consumer API. It is written against
-`FAUST_VERSION` (pinned in pyproject.toml); tests/unit/test_faust_seam.py fails loudly when
-that version or the seam it relies on changes.
+This is the only module that touches Faust's private consumer and producer API. It is written
+against `FAUST_VERSION` (pinned in pyproject.toml); tests/unit/test_faust_seam.py fails loudly
+when that version or the seam it relies on changes.
 
 Stock Faust hands every message through its conductor and a stream, one at a time: about
 290 µs per event here even when the agent does nothing. `BatchConsumer` takes the records of
@@ -21,6 +21,10 @@ Why the commits stay right:
   seeking back to them instead could skip records whose state a rebalance discarded.
 - Revocation first waits for the batch in hand, lets Faust commit it, and only then forgets
   the revoked partitions' positions, so a later assignment never commits from a stale one.
+- The handler returns once a batch is processed, with the step that makes it durable (sink
+  insert, changelog); that step overlaps the next fetch. A batch's positions move only once
+  its step is done, in batch order, so a commit never passes a batch that is not durable;
+  revocation and shutdown wait for the steps too.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from time import monotonic
 from typing import Any, Final, Protocol
 
 import faust
+from aiokafka import AIOKafkaProducer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -50,9 +55,11 @@ class Record(Protocol):
     headers: Sequence[tuple[str, bytes]]
 
 
-BatchHandler = Callable[[Sequence[Record]], Awaitable[None]]
-"""Handles one fetch's records of the routed topics (all partitions, each in offset order). Returns
-once their effects are durable; raising crashes the worker (nothing is committed for them)."""
+BatchHandler = Callable[[Sequence[Record]], Awaitable["asyncio.Future[None]"]]
+"""Handles one fetch's records of the routed topics (all partitions, each in offset order).
+Returns once they are processed, with a step that is done once their effects are durable; the
+steps of successive batches must finish in order. Raising, or a failed step, crashes the worker
+(nothing is committed for that batch)."""
 
 
 @dataclass(frozen=True)
@@ -68,12 +75,16 @@ class BatchConsumer(faust_aiokafka.Consumer):
         super().__init__(transport, *args, **kwargs)
         self._route = transport.batch_route
         self._fetch_lock = asyncio.Lock()
-        # Clear while a batch is being handled. Revocation waits on this, never on the fetch
-        # lock: a seek holding that lock can wait on the very rebalance being revoked.
+        # Clear while a batch is being handled or made durable. Revocation waits on this, never
+        # on the fetch lock: a seek holding that lock can wait on the very rebalance being
+        # revoked.
         self._not_handling = asyncio.Event()
         self._not_handling.set()
-        # Next offset to commit per routed partition: last handled + 1.
+        self._unfinished = 0
+        # Next offset to commit per routed partition: last handled + 1, once durable.
         self._handled: dict[TP, int] = {}
+        # The last handled batch whose durable step may still be running.
+        self._in_flight: asyncio.Future[None] | None = None
 
     # Faust's own signature (getmany passes the fetch timeout through).
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:  # noqa: ASYNC109
@@ -106,7 +117,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     async def _handle(self, batches: dict[TP, list[Record]]) -> None:
         # Cleared in the same step as the flow check before it: once a rebalance has stopped
-        # the flow, no new batch starts, and revocation only has to wait for this one.
+        # the flow, no new batch starts, and revocation only has to wait for those in hand.
+        self._unfinished += 1
         self._not_handling.clear()
         # Shielded: shutdown stops the fetcher task, which must not cut a batch in half;
         # wait_empty then waits for the batch and commits it.
@@ -114,11 +126,32 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     async def _handle_whole(self, batches: dict[TP, list[Record]]) -> None:
         try:
-            await self._route.handler([record for batch in batches.values() for record in batch])
+            step = await self._route.handler(
+                [record for batch in batches.values() for record in batch]
+            )
         except Exception as exc:
             # Nothing of this fetch is committed; the worker stops and a restart replays it.
+            self._finished()
             await self.crash(exc)
             raise
+        previous = self._in_flight
+        self._in_flight = asyncio.ensure_future(self._acked_once_durable(previous, batches, step))
+        if previous is not None:
+            # One batch's durable step at a time overlaps the next fetch and processing.
+            await asyncio.wait([previous])
+
+    async def _acked_once_durable(
+        self,
+        previous: asyncio.Future[None] | None,
+        batches: dict[TP, list[Record]],
+        step: asyncio.Future[None],
+    ) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])  # positions only ever move forward
+            await step
+        except Exception as exc:
+            await self.crash(exc)
         else:
             now = monotonic()
             for tp, batch in batches.items():
@@ -126,6 +159,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 # Faust's stall detector reads this; no stream sets it for these topics now.
                 self.app.monitor.stream_inbound_time[tp] = now
         finally:
+            self._finished()
+
+    def _finished(self) -> None:
+        self._unfinished -= 1
+        if not self._unfinished:
             self._not_handling.set()
 
     async def handled_position(self, tp: TP) -> int | None:
@@ -134,8 +172,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         Not aiokafka's position alone: that moves in the consumer thread as soon as records
         are fetched, before they reach this loop and the handler, so a batch on its way would
         make its partition look read to the end. Once nothing is handled since the assignment,
-        the position is read under the fetch lock: no fetch in flight, none in hand. Callers
-        must not hold a lock the handler waits for.
+        the position is read under the fetch lock: no fetch in flight, none in hand (a batch
+        processed but not yet durable counts as read: the handler has seen it). Callers must not
+        hold a lock the handler waits for.
         """
         handled = self._handled.get(tp)
         if handled is not None:
@@ -195,3 +234,12 @@ def install_batch_consumer(app: faust.App, topics: Sequence[str], handler: Batch
     # Subscribed like an agent's topic (and so co-partitioned with the tables), but no stream
     # ever reads it: its records never reach the conductor.
     app.topics.add(app.topic(*topics, key_serializer="raw", value_serializer="raw"))
+
+
+def kafka_producer(app: faust.App) -> AIOKafkaProducer:
+    """The aiokafka producer under the app's own (started with the app), for record batches:
+    Faust sends one record at a time."""
+    producer = app.producer
+    if not isinstance(producer, faust_aiokafka.Producer):
+        raise TypeError(f"the worker needs Faust's aiokafka producer, not {type(producer)}")
+    return producer._ensure_producer()

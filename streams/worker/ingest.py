@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from schemas.decode import DecodeLimits, Rejection, decode_event
 from schemas.event import Event
@@ -17,8 +18,9 @@ from streams.worker.publisher import Publisher
 from streams.worker.repartition import Marker, forwarded_late, read_marker
 
 
-@dataclass(frozen=True, slots=True)
-class RawMessage:
+# Tuples, not frozen dataclasses: built once per message, where a frozen dataclass's __init__
+# costs four times as much.
+class RawMessage(NamedTuple):
     topic: str
     partition: int
     offset: int
@@ -28,8 +30,7 @@ class RawMessage:
     headers: Sequence[tuple[str, bytes]] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(NamedTuple):
     event: Event
     message: RawMessage
 
@@ -46,12 +47,21 @@ class PartitionBatch:
     markers: Sequence[Marker] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """One outcome per accepted event, then per forwarded event, per partition, in order; and
+    the batch's durable step, done once its effects are durable (raises if they cannot be)."""
+
+    outcomes: Mapping[int, Sequence[Outcome]]
+    durable: asyncio.Future[None]
+
+
 class Processor(Protocol):
     """Downstream of validation. Rejected messages are handed over first (record_dead_letter)."""
 
-    async def process(self, batch: Mapping[int, PartitionBatch]) -> Mapping[int, Sequence[Outcome]]:
-        """Make the batch's effects durable before its offsets are acked; returns one outcome
-        per accepted event, then per forwarded event, per partition, in order."""
+    async def process(self, batch: Mapping[int, PartitionBatch]) -> Processed:
+        """Process the batch; its offsets may be acked once `durable` is done, which covers the
+        records the caller sent for the batch before this call (dead letters) too."""
 
     def record_dead_letter(
         self, message: RawMessage, letter: DeadLetter, rejection: Rejection
@@ -78,13 +88,17 @@ class Ingestion:
         self._dlq_topic = dlq_topic
         self._clock = clock
 
-    async def handle(self, batch: Sequence[RawMessage]) -> None:
+    async def handle(self, batch: Sequence[RawMessage]) -> asyncio.Future[None]:
+        """Validate and process `batch`; its offsets may be acked once the returned step is done
+        (dead letters, rows, state and records all durable)."""
         now_ms = self._clock()
         parts: dict[int, _Part] = {}
         # Counted per batch: a labelled inc() per event is measurable on the hot path.
         tally: Counter[tuple[str, Outcome]] = Counter()
         for message in batch:
-            part = parts.setdefault(message.partition, _Part())
+            part = parts.get(message.partition)
+            if part is None:
+                part = parts[message.partition] = _Part()
             part.last_offsets[message.topic] = message.offset
             internal = message.topic == self._repartition_topic
             marker = read_marker(message.headers) if internal else None
@@ -100,15 +114,13 @@ class Ingestion:
                 part.accepted.append(Accepted(result, message))
         # Every partition of the batch, even one with only rejections: its position tells the
         # processor whether it has caught up.
-        outcomes = await self._processor.process(
+        processed = await self._processor.process(
             {
                 p: PartitionBatch(part.accepted, part.last_offsets, part.forwarded, part.markers)
                 for p, part in parts.items()
             }
         )
-        # Dead letters, changelog and cart records: on the broker before the offsets are acked.
-        await self._publisher.delivered()
-        for partition, results in outcomes.items():
+        for partition, results in processed.outcomes.items():
             part = parts[partition]
             items = [*part.accepted, *(item for item, _ in part.forwarded)]
             for item, outcome in zip(items, results, strict=True):
@@ -119,6 +131,7 @@ class Ingestion:
         if batch:
             oldest_ms = min(message.timestamp_ms for message in batch)
             self._metrics.processing_delay.observe(max(0, self._clock() - oldest_ms) / 1000)
+        return processed.durable
 
     async def _reject(self, message: RawMessage, rejection: Rejection, now_ms: int) -> None:
         source = SourcePosition(message.topic, message.partition, message.offset)

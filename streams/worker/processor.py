@@ -1,9 +1,10 @@
 """Wire the pure partition funnels to the Faust table, the ClickHouse sink and the cart topic.
 
 Per batch, in this order: run each partition's funnel (state changes staged), add raw events
-and facts to the sink, flush the sink once, then send the staged state to the changelogged
-table; the caller waits for those records to be delivered before the offsets are acked. So a
-crash at any point replays events whose rows are either already in ClickHouse (idempotent) or
+and facts to the sink and apply the state to the local table; then, in the batch's durable
+step (see durable.py), flush the sink once, send the state to the table's changelog and wait
+for every record of the batch to be delivered; the offsets are acked only after that step. So
+a crash at any point replays events whose rows are either already in ClickHouse (idempotent) or
 whose state was never written (recomputed identically); reads whose state was written (it
 records the next offset per topic it covers) are skipped, not judged against the newer state.
 
@@ -24,20 +25,19 @@ import faust
 from schemas.decode import Rejection
 from sinks.batch import BatchSink
 from streams.clock import Clock
-from streams.funnel.facts import CartChanged, CartStatus, Fact
 from streams.funnel.partition import BatchResult, Outcome, PartitionFunnel
 from streams.funnel.progress import SourceProgress
 from streams.funnel.rules import FunnelRules, SessionLimits
 from streams.funnel.store import PROGRESS_KEY
 from streams.funnel.watermark import is_future
-from streams.worker.abandoned_carts import abandoned_cart_message
 from streams.worker.dead_letters import DeadLetter
+from streams.worker.durable import BatchCommitter, PartitionCommit
 from streams.worker.funnel_metrics import FunnelMetrics
-from streams.worker.ingest import Accepted, PartitionBatch, RawMessage
+from streams.worker.ingest import Accepted, PartitionBatch, Processed, RawMessage
 from streams.worker.publisher import Publisher
 from streams.worker.repartition import Repartitioner
 from streams.worker.replay import FreshReads, read_outcome
-from streams.worker.sink_rows import dead_letter_row, fact_row, raw_event_row
+from streams.worker.sink_rows import dead_letter_row, raw_event_columns
 from streams.worker.table_store import StagedTableStore, keep_only
 
 
@@ -84,7 +84,6 @@ class FunnelProcessor:
         self._metrics = metrics
         self._clock = clock
         self._publisher = publisher
-        self._abandoned_topic = abandoned_topic
         self._repartitioner = repartitioner
         self._topics = topics
         self._owns = owns
@@ -98,8 +97,15 @@ class FunnelProcessor:
         self._assignments = 0
         # The agent and the idle timer both drive funnels; one at a time, whole batches.
         self._lock = asyncio.Lock()
+        self._committer = BatchCommitter(
+            sink=sink,
+            publisher=publisher,
+            metrics=metrics,
+            clock=clock,
+            abandoned_topic=abandoned_topic,
+        )
 
-    async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[Outcome]]:
+    async def process(self, batch: Mapping[int, PartitionBatch]) -> Processed:
         async with self._lock:
             # Producers stamp Kafka timestamps with their own clocks: the worker's own clock at
             # consumption bounds how far one storefront can push event time (see partition).
@@ -150,12 +156,14 @@ class FunnelProcessor:
                     *(read_outcome(keep, keep, done) for keep in fresh.forwarded_mask),
                 ]
                 results.append((partition, result))
-            await self._complete(results)
-            return outcomes
+            return Processed(outcomes, self._stage(results))
 
     def _add_raw(
         self, processed: Sequence[Accepted], outcomes: Sequence[Outcome], now_ms: int
     ) -> None:
+        kept: list[Accepted] = []
+        kept_outcomes: list[Outcome] = []
+        futures: list[bool] = []
         for item, outcome in zip(processed, outcomes, strict=True):
             # Duplicates are already stored under their key; late and capped ones are kept,
             # flagged.
@@ -163,12 +171,16 @@ class FunnelProcessor:
                 continue
             observed = min(item.message.timestamp_ms, now_ms)
             future = is_future(item.event.occurred_at_ms, observed, self._rules)
-            site = self._metrics.site(item.event.site_id)
-            if future:
-                self._metrics.events_future.labels(site).inc()
-            if outcome is Outcome.CAPPED:
-                self._metrics.session_capped.labels(site).inc()
-            self._sink.add("events_raw", raw_event_row(item, outcome, future=future))
+            if future or outcome is Outcome.CAPPED:
+                site = self._metrics.site(item.event.site_id)
+                if future:
+                    self._metrics.events_future.labels(site).inc()
+                if outcome is Outcome.CAPPED:
+                    self._metrics.session_capped.labels(site).inc()
+            kept.append(item)
+            kept_outcomes.append(outcome)
+            futures.append(future)
+        self._sink.add_columns("events_raw", raw_event_columns(kept, kept_outcomes, futures))
 
     def record_dead_letter(
         self, message: RawMessage, letter: DeadLetter, rejection: Rejection
@@ -213,8 +225,7 @@ class FunnelProcessor:
                 entry.progress.source.tick(now_ms)
                 await self._repartitioner.announce(entry.progress)
                 results.append((partition, entry.funnel.tick(now_ms)))
-            await self._complete(results)
-            await self._publisher.delivered()
+            await self._stage(results)
 
     def _topic_names(self) -> tuple[str, str]:
         return self._topics.events, self._topics.repartition
@@ -232,6 +243,7 @@ class FunnelProcessor:
     async def revoke(self, partitions: Iterable[int]) -> None:
         """Drop the revoked partitions' funnels; rebuilt from the table if they come back."""
         async with self._lock:
+            await self._committer.settled()  # nothing of theirs is left to send
             self._assignments += 1
             for partition in partitions:
                 entry = self._partitions.pop(partition, None)
@@ -263,27 +275,15 @@ class FunnelProcessor:
             self._partitions[partition] = entry
         return entry
 
-    async def _complete(self, results: Sequence[tuple[int, BatchResult]]) -> None:
-        """One sink flush for the whole batch, then (and only then) the staged state."""
-        for _, result in results:
-            for fact in result.facts:
-                self._sink.add(*fact_row(fact))
-        await self._sink.flush()
-        now_ms = self._clock()
+    def _stage(self, results: Sequence[tuple[int, BatchResult]]) -> asyncio.Future[None]:
+        commits: list[PartitionCommit] = []
         for partition, result in results:
             entry = self._partitions[partition]
-            await self._publish(result.facts)
             progress = entry.progress.dump()
             if progress is not None:
                 entry.store.put(PROGRESS_KEY, progress)
-            await entry.store.commit(self._publisher)
-            self._metrics.observe_batch(partition, result, entry.funnel.open_sessions, now_ms)
-
-    async def _publish(self, facts: Sequence[Fact]) -> None:
-        for fact in facts:
-            if isinstance(fact, CartChanged) and fact.status is CartStatus.ABANDONED:
-                await self._publisher.send(
-                    self._abandoned_topic,
-                    key=fact.session_id.encode(),
-                    value=abandoned_cart_message(fact),
-                )
+            commit = PartitionCommit(
+                partition, result, entry.store.apply(), entry.funnel.open_sessions
+            )
+            commits.append(commit)
+        return self._committer.stage(commits)

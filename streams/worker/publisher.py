@@ -14,15 +14,25 @@ while the first acks offsets.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+from streams.worker.faust_batches import kafka_producer
 
 
 class DeliveryError(Exception):
     """A record could not be produced (e.g. over the broker's size limit): not retriable here,
     and the batch that made it must not be acked."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deliveries:
+    records: Sequence[tuple[str, Awaitable[Any]]] = ()
 
 
 class Publisher:
@@ -45,9 +55,38 @@ class Publisher:
             raise DeliveryError(f"producing to {topic} failed: {exc!r}") from exc
         self._pending.setdefault(asyncio.current_task(), []).append((topic, delivery))
 
-    async def delivered(self) -> None:
-        """Wait for every record the calling task sent since its last call."""
-        pending = self._pending.pop(asyncio.current_task(), [])
+    async def send_batch(
+        self, topic: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
+    ) -> None:
+        """Send `records` (key, value; None deletes) to one partition in as few record batches as
+        the producer's batch size allows: one delivery to await per batch, not per record."""
+        producer = kafka_producer(self._app)
+        batch = producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                await self._send_batch(producer, batch, topic, partition)
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)  # a first record always fits
+        if batch.record_count():
+            await self._send_batch(producer, batch, topic, partition)
+
+    async def _send_batch(
+        self, producer: AIOKafkaProducer, batch: BatchBuilder, topic: str, partition: int
+    ) -> None:
+        try:
+            delivery = await producer.send_batch(batch, topic, partition=partition)
+        except Exception as exc:
+            raise DeliveryError(f"producing to {topic} failed: {exc!r}") from exc
+        self._pending.setdefault(asyncio.current_task(), []).append((topic, delivery))
+
+    def detach(self) -> Deliveries:
+        """The records the calling task sent since its last call, for another task to await
+        (a batch's deliveries are awaited by the step that makes it durable)."""
+        return Deliveries(self._pending.pop(asyncio.current_task(), []))
+
+    async def delivered(self, *others: Deliveries) -> None:
+        """Wait for every record the calling task sent since its last call, and `others`."""
+        pending = [*self.detach().records, *(r for other in others for r in other.records)]
         results = await asyncio.gather(*(d for _, d in pending), return_exceptions=True)
         for (topic, _), result in zip(pending, results, strict=True):
             if isinstance(result, BaseException):

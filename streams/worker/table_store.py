@@ -1,21 +1,38 @@
 """A `SessionStore` for one partition over a changelogged Faust table, with staged writes.
 
-Writes are staged and only reach the table (and its changelog) on `commit()`, which the
-processor calls after the sink has flushed the batch's rows: state never runs ahead of what
-ClickHouse holds, so a crash in between replays events against the older state and rewrites
-the same idempotent rows. The changelog partition is given explicitly, because in a batch that
+Writes are staged per batch. `apply()` moves them into the local table at the end of the
+batch, so the next batch reads them, and returns their changelog records; the processor sends
+those only after the sink has flushed the batch's rows. The changelog is what survives a crash,
+so durable state never runs ahead of what ClickHouse holds: a crash in between replays events
+against the older state and rewrites the same idempotent rows (the local table dies with the
+process). The changelog partition is given explicitly, because in a batch that
 mixes partitions Faust's "current event" would point at the wrong one, and records go through
 `Publisher` rather than Faust's one-at-a-time producer buffer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 
 from streams.worker.publisher import Publisher
+
+
+@dataclass(frozen=True, slots=True)
+class ChangelogRecords:
+    """A batch's state changes for one partition, as the changelog must receive them."""
+
+    topic: str
+    partition: int
+    records: Sequence[tuple[bytes, bytes | None]]
+
+    async def send(self, publisher: Publisher) -> None:
+        # Same records Faust's own changelog write makes (raw key, raw value, None deletes),
+        # so its recovery restores these keys.
+        await publisher.send_batch(self.topic, self.partition, self.records)
 
 
 class StagedTableStore:
@@ -47,22 +64,22 @@ class StagedTableStore:
             if table_key.startswith(prefix):
                 yield table_key[len(prefix) :].decode(), value
 
-    async def commit(self, publisher: Publisher) -> int:
-        """Write the staged changes to the table and its changelog; returns how many."""
+    def apply(self) -> ChangelogRecords:
+        """Write the staged changes to the local table at once (the next batch reads them) and
+        return their changelog records, to be sent once the batch's rows are flushed."""
         data = self._table.data
-        changelog = self._table.changelog_topic.get_topic_name()
+        records: list[tuple[bytes, bytes | None]] = []
         for key, value in self._staged.items():
             table_key = self._table_key(key)
             if value is None:
                 data.pop(table_key, None)
             else:
                 data[table_key] = value
-            # Same record Faust's own changelog write makes (raw key, raw value, None deletes),
-            # so its recovery restores these keys.
-            await publisher.send(changelog, key=table_key, value=value, partition=self._partition)
-        written = len(self._staged)
+            records.append((table_key, value))
         self._staged.clear()
-        return written
+        return ChangelogRecords(
+            self._table.changelog_topic.get_topic_name(), self._partition, records
+        )
 
     def discard(self) -> None:
         """Forget the staged writes (the partition was revoked before they were committed)."""

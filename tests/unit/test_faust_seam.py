@@ -92,3 +92,10 @@ def test_the_transport_builds_our_consumer() -> None:
     assert BatchTransport.Consumer is BatchConsumer
     assert "self.Consumer(" in source(faust.transport.base.Transport.create_consumer)
     assert "self.transport.create_consumer(" in source(faust.App._new_consumer)
+
+
+def test_the_aiokafka_producer_is_faust_producers_own() -> None:
+    # Record batches go straight to the aiokafka producer Faust starts and stops.
+    ensure = source(faust_aiokafka.Producer._ensure_producer)
+    assert "return self._producer" in ensure
+    assert "self._producer = self._new_producer()" in source(faust_aiokafka.Producer.on_start)

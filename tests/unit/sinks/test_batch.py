@@ -1,13 +1,16 @@
-"""`BatchSink`: one insert per table per flush, by column name; retriable failures retried with
-the backoff's delays until they clear, the rest raised; rows added during a flush wait for the
-next one. ClickHouse failing on demand cannot be produced in a unit test, hence the stand-in
-client (tests/integration/test_sink_outage.py runs a real outage)."""
+"""`BatchSink`: one insert per table per flush, by column name, through one insert context per
+table; rows added one by one and as columns go in together, in arrival order; retriable failures
+retried with the backoff's delays until they clear, the rest raised; rows added during a flush
+wait for the next one. ClickHouse failing on demand cannot be produced in a unit test, hence the
+stand-in client (tests/integration/test_sink_outage.py runs a real outage;
+tests/integration/test_sink_columns.py checks what real chDB stores)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -17,23 +20,41 @@ from prometheus_client import CollectorRegistry
 from sinks.batch import BatchSink, SinkMetrics
 from sinks.errors import SinkError
 from sinks.retry import Backoff
-from sinks.tables import COLUMNS
+from sinks.tables import COLUMNS, RowShapeError
+
+
+@dataclass(frozen=True)
+class Context:
+    table: str
+    column_names: tuple[str, ...]
 
 
 class Client:
-    """clickhouse-connect's `insert`, recorded; raises the queued failures first."""
+    """clickhouse-connect's column-oriented insert through an insert context, recorded as the
+    rows it writes; raises the queued failures first."""
 
     def __init__(self, failures: Sequence[Exception] = ()) -> None:
         self.failures = list(failures)
         self.inserts: list[tuple[str, list[Any], tuple[str, ...]]] = []
+        self.contexts: list[Context] = []
         self.on_insert: Any = None
 
-    def insert(self, table: str, rows: list[Any], *, column_names: tuple[str, ...]) -> None:
+    def create_insert_context(
+        self, table: str, column_names: tuple[str, ...], *, column_oriented: bool
+    ) -> Context:
+        assert column_oriented
+        context = Context(table, column_names)
+        self.contexts.append(context)
+        return context
+
+    def insert(self, *, data: list[Sequence[Any]], context: Context) -> None:
         if self.on_insert is not None:
             self.on_insert()
         if self.failures:
             raise self.failures.pop(0)
-        self.inserts.append((table, list(rows), column_names))
+        assert len(data) == len(context.column_names)
+        rows = [tuple(row) for row in zip(*data, strict=True)]
+        self.inserts.append((context.table, rows, context.column_names))
 
 
 class Rig:
@@ -117,4 +138,58 @@ def test_rows_added_during_a_flush_wait_for_the_next_one() -> None:
     assert client.inserts[0][1] == [row("orders", "first")]
     asyncio.run(rig.sink.flush())
     assert client.inserts[1][1] == [row("orders", "late")]
+    rig.sink.close()
+
+
+def columns(table: str, *markers: str) -> dict[str, list[str]]:
+    """`markers` as rows of `table`, given column by column."""
+    return {name: list(markers) for name in COLUMNS[table]}
+
+
+def test_rows_and_columns_go_in_one_insert_in_arrival_order() -> None:
+    client = Client()
+    rig = Rig(client)
+    rig.sink.add("orders", row("orders", "o1"))
+    rig.sink.add_columns("orders", columns("orders", "o2", "o3"))
+    rig.sink.add("orders", row("orders", "o4"))
+    rig.sink.add_columns("orders", columns("orders"))  # no rows: nothing to write
+    rig.sink.add_columns("events_raw", columns("events_raw", "e1"))
+    asyncio.run(rig.sink.flush())
+    assert sorted(client.inserts) == [
+        ("db.events_raw", [row("events_raw", "e1")], COLUMNS["events_raw"]),
+        ("db.orders", [row("orders", m) for m in ("o1", "o2", "o3", "o4")], COLUMNS["orders"]),
+    ]
+    assert rig.value("funnel_sink_rows_written_total", table="orders") == 4
+    assert rig.value("funnel_sink_rows_written_total", table="events_raw") == 1
+    rig.sink.close()
+
+
+def test_columns_must_be_the_tables_own_and_of_one_length() -> None:
+    rig = Rig(Client())
+    given = columns("orders", "o1")
+    with pytest.raises(RowShapeError, match=r"missing columns \['value'\]"):
+        rig.sink.add_columns("orders", {k: v for k, v in given.items() if k != "value"})
+    with pytest.raises(RowShapeError, match=r"unknown columns \['extra'\]"):
+        rig.sink.add_columns("orders", {**given, "extra": ["x"]})
+    with pytest.raises(RowShapeError, match=r"unequal lengths \[1, 2\]"):
+        rig.sink.add_columns("orders", {**given, "value": ["1", "2"]})
+    asyncio.run(rig.sink.flush())
+    assert rig.value("funnel_sink_rows_written_total", table="orders") == 0
+    rig.sink.close()
+
+
+def test_each_tables_insert_context_is_made_once_and_afresh_after_a_failure() -> None:
+    client = Client()
+    rig = Rig(client)
+    for marker in ("o1", "o2"):
+        rig.sink.add("orders", row("orders", marker))
+        asyncio.run(rig.sink.flush())
+    assert client.contexts == [Context("db.orders", COLUMNS["orders"])]
+    client.failures = [OperationalError("connection refused")]
+    rig.sink.add("orders", row("orders", "o3"))
+    asyncio.run(rig.sink.flush())  # retried, through a new context
+    assert len(client.contexts) == 2
+    assert [rows for _, rows, _ in client.inserts] == [
+        [row("orders", m)] for m in ("o1", "o2", "o3")
+    ]
     rig.sink.close()

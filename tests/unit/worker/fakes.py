@@ -3,17 +3,21 @@ assert the order of effects (rows, flush, sends). The table is a real, unstarted
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry
 
 from schemas.event import Event
+from sinks.tables import ordered_columns
+from streams.funnel.partition import Outcome
 from streams.funnel.rules import FunnelRules, SessionLimits
 from streams.worker.funnel_metrics import FunnelMetrics, SiteLabels
 from streams.worker.ingest import Accepted, PartitionBatch, RawMessage
 from streams.worker.processor import FunnelProcessor, Topics
+from streams.worker.publisher import Deliveries
 from streams.worker.repartition import Repartitioner, RepartitionMetrics
 
 Journal = list[tuple[Any, ...]]
@@ -24,7 +28,8 @@ PARTITIONS = 2
 
 
 class RecordingSink:
-    """`BatchSink.add/flush`; `fail_flush` makes the next flush raise, as an outage would."""
+    """`BatchSink.add/add_columns/flush`; `fail_flush` makes the next flush raise, as an outage
+    would."""
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
@@ -34,6 +39,11 @@ class RecordingSink:
     def add(self, table: str, row: Sequence[Any]) -> None:
         self.journal.append(("add", table))
         self.rows.setdefault(table, []).append(row)
+
+    def add_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Recorded as the rows the columns hold, one `add` each."""
+        for row in zip(*ordered_columns(table, columns), strict=True):
+            self.add(table, row)
 
     async def flush(self) -> None:
         if self.fail_flush:
@@ -54,7 +64,17 @@ class RecordingPublisher:
         self.sent.append((topic, record["key"], record["value"], record.get("partition")))
         self.headers.append(record.get("headers") or [])
 
-    async def delivered(self) -> None:
+    async def send_batch(
+        self, topic: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
+    ) -> None:
+        for key, value in records:
+            await self.send(topic, key=key, value=value, partition=partition)
+
+    def detach(self) -> Deliveries:
+        self.journal.append(("detach",))
+        return Deliveries()
+
+    async def delivered(self, *others: Deliveries) -> None:
         self.journal.append(("delivered",))
 
 
@@ -110,6 +130,16 @@ class Rig:
             fetch_position=self.fetch_position,
             settled=lambda: self.settled,
         )
+
+    def process(self, batch: Mapping[int, PartitionBatch]) -> Mapping[int, Sequence[Outcome]]:
+        """The batch processed and made durable, as the consumer waits for before acking."""
+
+        async def whole() -> Mapping[int, Sequence[Outcome]]:
+            processed = await self.processor.process(batch)
+            await processed.durable
+            return processed.outcomes
+
+        return asyncio.run(whole())
 
     def end_offset(self, topic: str, partition: int) -> int:
         return self.end_offsets.get(partition, 0) if topic == EVENTS else 0

@@ -67,10 +67,12 @@ def test_a_fetched_batch_not_yet_handled_is_not_read_to_the_end(
     async def scenario() -> None:
         release = asyncio.Event()
         in_handler = asyncio.Event()
+        durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-        async def handler(batch: Sequence[Record]) -> None:
+        async def handler(batch: Sequence[Record]) -> asyncio.Future[None]:
             in_handler.set()
             await release.wait()
+            return durable
 
         app = faust.App("handled-position", broker="kafka://127.0.0.1:1")
         install_batch_consumer(app, [TOPIC], handler)
@@ -93,7 +95,16 @@ def test_a_fetched_batch_not_yet_handled_is_not_read_to_the_end(
 
         release.set()
         await asyncio.wait_for(fetching, timeout=60)
+        # Processed counts as read (the funnel has seen it) ...
         assert await asyncio.wait_for(asking, timeout=60) == 2
+        # ... but nothing is committed, and revocation waits, until the batch is durable.
+        assert consumer._new_offset(PARTITION) is None
+        emptied = asyncio.ensure_future(consumer._not_handling.wait())
+        await settle()
+        assert not emptied.done()
+        durable.set_result(None)
+        await asyncio.wait_for(emptied, timeout=60)
+        assert consumer._new_offset(PARTITION) == 2
         assert await consumer.handled_position(PARTITION) == 2
         # Faust's consumer thread made its own event loop on construction; never started.
         consumer._thread.loop.close()

@@ -17,7 +17,7 @@ from streams.worker.dead_letters import (
     SourcePosition,
     dead_letter,
 )
-from streams.worker.ingest import Ingestion, PartitionBatch, RawMessage
+from streams.worker.ingest import Ingestion, PartitionBatch, Processed, RawMessage
 from streams.worker.ingest_metrics import Metrics
 from streams.worker.repartition import LATE_HEADER, MARKER_HEADER
 from tests.unit.worker.fakes import RecordingPublisher
@@ -50,23 +50,29 @@ def test_dead_letter_keeps_bytes_or_truncates_with_size_and_hash() -> None:
 
 
 class Recorder:
-    def __init__(self) -> None:
+    def __init__(self, publisher: RecordingPublisher) -> None:
+        self.publisher = publisher
+        self.sent_before: list[int] = []  # records the caller had sent, per process() call
         self.calls: list[tuple[int, list[str], int]] = []
         self.dead: list[tuple[int, str]] = []
         self.forwarded: list[tuple[str, bool]] = []
         self.markers: list[tuple[int, int]] = []
 
-    async def process(self, batch: Mapping[int, PartitionBatch]) -> dict[int, list[Outcome]]:
+    async def process(self, batch: Mapping[int, PartitionBatch]) -> Processed:
+        self.sent_before.append(len(self.publisher.sent))
         for partition, part in batch.items():
             self.calls.append(
                 (partition, [a.event.event_id for a in part.accepted], part.last_offsets["events"])
             )
             self.forwarded += [(a.event.event_id, late) for a, late in part.forwarded]
             self.markers += part.markers
-        return {
+        outcomes = {
             p: [Outcome.ACCEPTED] * (len(part.accepted) + len(part.forwarded))
             for p, part in batch.items()
         }
+        durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        durable.set_result(None)
+        return Processed(outcomes, durable)
 
     def record_dead_letter(self, message: RawMessage, letter: object, rejection: Rejection) -> None:
         self.dead.append((message.offset, rejection.code))
@@ -82,9 +88,9 @@ def event_json(event_id: str) -> bytes:
 
 
 def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
-    recorder = Recorder()
     registry = CollectorRegistry()
     deliveries = RecordingPublisher([])
+    recorder = Recorder(deliveries)
     ingestion = Ingestion(
         limits=DecodeLimits(), metrics=Metrics.create(registry), processor=recorder,
         publisher=deliveries, repartition_topic="rp", dlq_topic="dlq", clock=lambda: NOW_MS,
@@ -107,7 +113,8 @@ def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
     # Rejections go to the dead-letter topic (their bytes, their key) and reach the processor.
     assert deliveries.sent == [("dlq", b"s", b"not json", None), ("dlq", b"s", b"[]", None)]
     assert recorder.dead == [(5, "not_json"), (6, "not_object")]
-    assert deliveries.journal.count(("delivered",)) == 1
+    # Sent before the batch is processed: its durable step awaits them before the ack.
+    assert recorder.sent_before == [2]
     value = registry.get_sample_value
     assert (
         value("funnel_events_consumed_total", {"event_type": "page_view", "outcome": "accepted"})

@@ -1,5 +1,6 @@
-"""`StagedTableStore`: writes wait for `commit()`, which sends Faust's own changelog records to
-the partition's changelog partition; a partition sees and discards only its own keys."""
+"""`StagedTableStore`: writes wait for `apply()`, which writes the local table and returns
+Faust's own changelog records for the partition's changelog partition, sent later; a partition
+sees and discards only its own keys."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from streams.worker.table_store import StagedTableStore, keep_only
 from tests.unit.worker.fakes import RecordingPublisher, sessions_table
 
 
-def test_writes_are_staged_until_commit_then_reach_table_and_changelog() -> None:
+def test_writes_are_staged_until_applied_then_reach_table_and_changelog() -> None:
     table = sessions_table()
     table.data[b"2|old"] = b"v0"
     store = StagedTableStore(table, partition=2)
@@ -19,15 +20,17 @@ def test_writes_are_staged_until_commit_then_reach_table_and_changelog() -> None
     assert (store.get("new"), store.get("old")) == (b"v1", None)
     assert dict(table.data) == {b"2|old": b"v0"}
 
-    publisher = RecordingPublisher([])
-    assert asyncio.run(store.commit(publisher)) == 2
+    changes = store.apply()
     assert dict(table.data) == {b"2|new": b"v1"}
+    publisher = RecordingPublisher([])
+    assert publisher.sent == []  # nothing is sent until the batch's rows are flushed
+    asyncio.run(changes.send(publisher))
     changelog = table.changelog_topic.get_topic_name()
     assert sorted(publisher.sent, key=repr) == sorted(
         [(changelog, b"2|new", b"v1", 2), (changelog, b"2|old", None, 2)], key=repr
     )
-    # Committed once: a second commit has nothing left to send.
-    assert asyncio.run(store.commit(publisher)) == 0
+    # Applied once: a second apply has nothing left to send.
+    assert store.apply().records == []
 
 
 def test_a_partition_lists_its_own_keys_and_discard_forgets_only_staged_writes() -> None:
