@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     idle_after_s: float = Field(
         30.0, gt=0, description="Idle partitions advance their watermark with the wall clock after"
     )
+    tick_interval_s: float = Field(
+        0.25, gt=0, description="How often caught-up partitions are checked for idleness"
+    )
     max_clock_skew_s: int = Field(
         60, ge=0, description="Event clock may run this far ahead of the worker's before flagged"
     )

@@ -140,7 +140,7 @@ def build_worker_app(
             settled=lambda: not (app.rebalancing or app.in_recovery),
         )
 
-        app.timer(interval=1.0, name="funnel-idle-tick")(
+        app.timer(interval=settings.tick_interval_s, name="funnel-idle-tick")(
             guarded(processor.tick, fatal, "idle tick", stopping=lambda: app.should_stop)
         )
 

@@ -225,7 +225,12 @@ class FunnelProcessor:
                 entry.progress.source.tick(now_ms)
                 await self._repartitioner.announce(entry.progress)
                 results.append((partition, entry.funnel.tick(now_ms)))
-            await self._stage(results)
+            if not results:
+                return  # nothing idle: no step to chain behind the batch being made durable
+            durable = self._stage(results)
+        # Awaited outside the lock, so the next batch is processed meanwhile; awaited at all
+        # so a failure stops the worker even when no batch follows.
+        await durable
 
     def _topic_names(self) -> tuple[str, str]:
         return self._topics.events, self._topics.repartition
