@@ -27,6 +27,8 @@ from schemas.event import Item
 from streams.funnel.facts import CartStatus, Stage
 
 ZERO = Decimal(0)
+# Read per finalised event: in Python 3.11 a member read off its class costs ~5x a global.
+_OPEN = CartStatus.OPEN
 
 
 @dataclass(slots=True)
@@ -53,7 +55,7 @@ class Cart:
 
 def abandonment_deadline(cart: Cart | None, abandonment_ms: int) -> int | None:
     """Event time at which the cart is abandoned if nothing happens first; None if not open."""
-    if cart is None or cart.status is not CartStatus.OPEN:
+    if cart is None or cart.status is not _OPEN:
         return None
     return cart.last_activity_ms + abandonment_ms
 
@@ -76,7 +78,7 @@ def add_to_cart(
     currency: str | None,
 ) -> tuple[Cart, bool]:
     """Apply an add_to_cart; returns the (possibly new) cart and whether it was just opened."""
-    if cart is None or cart.status is not CartStatus.OPEN:
+    if cart is None or cart.status is not _OPEN:
         seq = 1 if cart is None else cart.seq + 1
         cart = Cart(seq=seq, status=CartStatus.OPEN, opened_at_ms=now_ms, last_activity_ms=now_ms)
         opened = True

@@ -12,6 +12,7 @@ Pending events keep only what finalisation reads (referrer, page and cart_id are
 from __future__ import annotations
 
 import base64
+import binascii
 import struct
 from decimal import Decimal
 from typing import Any
@@ -20,7 +21,7 @@ import orjson
 
 from schemas.event import EventType, Item
 from streams.funnel.cart import Cart
-from streams.funnel.facts import CartStatus, Dims, Stage
+from streams.funnel.facts import CartStatus, Dims, DimsValues, Stage
 from streams.funnel.session import Pending, SessionState
 
 FORMAT_VERSION = 2
@@ -105,7 +106,9 @@ def _decode_common(row: list[Any]) -> SessionState:
 
 
 def _pack(ids: set[int]) -> str:
-    return base64.b64encode(struct.pack(f">{len(ids)}Q", *sorted(ids))).decode()
+    if not ids:
+        return ""  # most sessions have no orders
+    return binascii.b2a_base64(struct.pack(f">{len(ids)}Q", *sorted(ids)), newline=False).decode()
 
 
 def _unpack(text: str) -> set[int]:
@@ -121,6 +124,11 @@ def _dims(d: Dims | None) -> list[str | None] | None:
 
 def _to_dims(row: list[Any] | None) -> Dims | None:
     return None if row is None else Dims(*row)
+
+
+def _to_dims_values(row: list[Any]) -> DimsValues:
+    utm_source, utm_medium, utm_campaign, device, country, variant = row
+    return (utm_source, utm_medium, utm_campaign, device, country, variant)
 
 
 def _items(items: tuple[Item, ...]) -> list[list[Any]]:
@@ -168,7 +176,7 @@ def _pending(p: Pending, *, keep_dims: bool) -> list[Any]:
         p.occurred_at_ms,
         _TYPE_CODE[p.event_type],
         p.user_id,
-        _dims(p.dims) if keep_dims else None,
+        p.dims if keep_dims else None,  # orjson writes the tuple as the same array
         _items(p.items) if p.items else None,
         None if p.value is None else str(p.value),
         p.currency,
@@ -189,7 +197,7 @@ def _to_pending(row: list[Any]) -> Pending:
         event_type=_TYPE_OF_CODE[code],
         event_id=event_id,
         user_id=user_id,
-        dims=_to_dims(dims),
+        dims=None if dims is None else _to_dims_values(dims),
         items=() if items is None else _to_items(items),
         value=None if value is None else Decimal(value),
         currency=currency,

@@ -18,7 +18,7 @@ import enum
 from dataclasses import dataclass
 from decimal import Decimal
 
-from schemas.event import Event, EventType, Item
+from schemas.event import Device, Event, EventType, Item
 
 
 class Stage(enum.IntEnum):
@@ -57,16 +57,25 @@ class Dims:
     country: str | None = None
     variant: str | None = None
 
-    @classmethod
-    def of(cls, event: Event) -> Dims:
-        return cls(
-            utm_source=event.utm_source,
-            utm_medium=event.utm_medium,
-            utm_campaign=event.utm_campaign,
-            device=None if event.device is None else event.device.value,
-            country=event.country,
-            variant=event.variant,
-        )
+
+# The values of a ``Dims``, in its field order: what a pending event keeps until it is final.
+DimsValues = tuple[str | None, str | None, str | None, str | None, str | None, str | None]
+
+
+def dims_values(event: Event) -> DimsValues:
+    """The event's attribution dimensions; ``Dims(*dims_values(event))`` is its first touch."""
+    return (
+        event.utm_source,
+        event.utm_medium,
+        event.utm_campaign,
+        _DEVICE_VALUE[event.device],
+        event.country,
+        event.variant,
+    )
+
+
+# A dict, not ``device.value``: an enum's value is a property, ten times slower to read.
+_DEVICE_VALUE: dict[Device | None, str | None] = {None: None} | {d: d.value for d in Device}
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ All durations are milliseconds of event time, except ``idle_after_ms`` which is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 MINUTE_MS = 60_000
@@ -36,17 +36,17 @@ class FunnelRules:
     max_skew_ms: int = MINUTE_MS
     idle_after_ms: int = 30_000
     expiry_margin_ms: int = HOUR_MS
+    # How long after its last event a session's state is kept (then it expires). Derived, and
+    # worked out once: the engine reads it a few times per event.
+    retention_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_ints(self, "milliseconds")
         for name in ("conversion_window_ms", "abandonment_ms", "idle_after_ms"):
             if getattr(self, name) == 0:
                 raise ValueError(f"{name} must be > 0")
-
-    @property
-    def retention_ms(self) -> int:
-        """How long after its last event a session's state is kept (then it expires)."""
-        return max(self.conversion_window_ms, self.abandonment_ms) + self.expiry_margin_ms
+        retention = max(self.conversion_window_ms, self.abandonment_ms) + self.expiry_margin_ms
+        object.__setattr__(self, "retention_ms", retention)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,8 @@ class SessionLimits:
 
 def _check_ints(obj: Any, unit: str) -> None:
     for f in fields(obj):
+        if not f.init:
+            continue  # derived from the others
         value = getattr(obj, f.name)
         # bool is an int subclass; True as a duration or a count is always a mistake.
         if type(value) is not int:

@@ -42,11 +42,12 @@ from streams.funnel.emitter import Emitter
 from streams.funnel.facts import (
     STAGE_OF_EVENT,
     Dims,
+    DimsValues,
     Fact,
     Stage,
+    dims_values,
 )
 from streams.funnel.rules import FunnelRules
-from streams.funnel.session_size import event_bytes
 
 TIE_RANK: dict[EventType, int] = {
     EventType.PAGE_VIEW: 0,
@@ -57,12 +58,24 @@ TIE_RANK: dict[EventType, int] = {
 }
 
 
+# Enum members the per-event path compares against, as module constants: in Python 3.11 reading
+# a member off its class (``EventType.PURCHASE``) costs about five times a global.
+_PAGE_VIEW_STAGE = Stage.PAGE_VIEW
+_PURCHASE_STAGE = Stage.PURCHASE
+_ADD = EventType.ADD_TO_CART
+_REMOVE = EventType.REMOVE_FROM_CART
+_CHECKOUT = EventType.CHECKOUT
+_PURCHASE = EventType.PURCHASE
+
+
 def id_hash(text: str) -> int:
     """64-bit digest of an id: 8 bytes per remembered id instead of the whole string."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per accepted event, and a frozen dataclass costs 3x more to build.
+# Nothing changes one after it is built.
+@dataclass(slots=True)
 class Pending:
     """What finalisation needs of an accepted, not yet final event."""
 
@@ -70,8 +83,9 @@ class Pending:
     event_type: EventType
     event_id: str
     user_id: str | None = None
-    # Only kept while the session has no first touch yet: a later event can never be it.
-    dims: Dims | None = None
+    # Only kept while the session has no first touch yet: a later event can never be it. The
+    # values in ``Dims`` field order; a ``Dims`` is built only for the event that is first touch.
+    dims: DimsValues | None = None
     items: tuple[Item, ...] = ()
     value: Decimal | None = None
     currency: str | None = None
@@ -102,8 +116,9 @@ class SessionState:
     cart: Cart | None = None
 
 
-def is_duplicate(state: SessionState | None, event: Event) -> bool:
-    return state is not None and id_hash(event.event_id) in state.seen
+def is_duplicate(state: SessionState | None, event_digest: int) -> bool:
+    """``event_digest``: ``id_hash`` of the event's id."""
+    return state is not None and event_digest in state.seen
 
 
 def close_bound(state: SessionState, rules: FunnelRules) -> int:
@@ -125,10 +140,17 @@ def is_behind(state: SessionState | None, event: Event) -> bool:
 
 
 def accept(
-    state: SessionState | None, event: Event, *, floor_ms: int | None = None
+    state: SessionState | None,
+    event: Event,
+    event_digest: int,
+    size: int,
+    *,
+    floor_ms: int | None = None,
 ) -> SessionState:
     """Add a new (not duplicate, not late, not capped) event to the session's pending events.
 
+    ``event_digest`` is ``id_hash(event.event_id)`` and ``size`` its ``event_bytes`` against
+    this state, both worked out once by the caller, which needed them first.
     ``floor_ms``: for a new session that follows an earlier one with the same id, the bound that
     closed the earlier one; events before it belong to that session and are late for this one.
     """
@@ -137,21 +159,26 @@ def accept(
         state = SessionState(last_event_ms=t, final_bound_ms=floor_ms)
     state.events += 1
     state.item_lines += len(event.items)
-    state.state_bytes += event_bytes(event, with_dims=state.dims is None)
-    state.seen.add(id_hash(event.event_id))
-    state.last_event_ms = max(state.last_event_ms, t)
+    state.state_bytes += size
+    state.seen.add(event_digest)
+    if t > state.last_event_ms:
+        state.last_event_ms = t
     pending = Pending(
-        occurred_at_ms=t,
-        event_type=event.event_type,
-        event_id=event.event_id,
-        user_id=event.user_id,
-        dims=Dims.of(event) if state.dims is None else None,
-        items=event.items,
-        value=event.value,
-        currency=event.currency,
-        order_id=event.order_id,
+        t,
+        event.event_type,
+        event.event_id,
+        event.user_id,
+        dims_values(event) if state.dims is None else None,
+        event.items,
+        event.value,
+        event.currency,
+        event.order_id,
     )
-    bisect.insort(state.pending, pending, key=lambda p: p.sort_key)
+    queue = state.pending
+    if not queue or t > queue[-1].occurred_at_ms:
+        queue.append(pending)  # the usual case: events of a session arrive in time order
+    else:
+        bisect.insort(queue, pending, key=lambda p: p.sort_key)
     return state
 
 
@@ -166,8 +193,12 @@ def finalise(
     """
     if state.final_bound_ms is not None and bound_ms <= state.final_bound_ms:
         return []
-    cut = bisect.bisect_left(state.pending, bound_ms, key=lambda p: p.occurred_at_ms)
-    ready, state.pending = state.pending[:cut], state.pending[cut:]
+    pending = state.pending
+    if pending and pending[-1].occurred_at_ms < bound_ms:
+        ready, state.pending = pending, []  # the usual case: all of them
+    else:
+        cut = bisect.bisect_left(pending, bound_ms, key=lambda p: p.occurred_at_ms)
+        ready, state.pending = pending[:cut], pending[cut:]
     if ready and state.start_ms is None:
         state.start_ms = ready[0].occurred_at_ms
     out = Emitter(state, site_id, session_id)
@@ -181,13 +212,13 @@ def finalise(
 
 def wake_after(state: SessionState, rules: FunnelRules) -> int:
     """The session needs ``finalise`` (or expiry) as soon as the bound is > this time."""
-    times = [state.last_event_ms + rules.retention_ms]
-    if state.pending:
-        times.append(state.pending[0].occurred_at_ms)
+    wake = state.last_event_ms + rules.retention_ms
+    if state.pending and state.pending[0].occurred_at_ms < wake:
+        wake = state.pending[0].occurred_at_ms
     deadline = carts.abandonment_deadline(state.cart, rules.abandonment_ms)
-    if deadline is not None:
-        times.append(deadline - 1)  # fires when bound >= deadline
-    return min(times)
+    if deadline is not None and deadline - 1 < wake:
+        wake = deadline - 1  # fires when bound >= deadline
+    return wake
 
 
 def starts_anew(state: SessionState | None, event: Event, rules: FunnelRules) -> bool:
@@ -210,29 +241,29 @@ def _apply(state: SessionState, event: Pending, rules: FunnelRules, out: Emitter
     t = event.occurred_at_ms
     kind = event.event_type
     order_id = event.order_id if event.order_id is not None else event.event_id
-    if kind is EventType.PURCHASE:
+    if kind is _PURCHASE:
         order = id_hash(order_id)
         if order in state.orders:
             return  # same order again: changes nothing, not even the latest user id
         state.orders.add(order)
-    if state.dims is None:
-        state.dims = event.dims
+    if state.dims is None and event.dims is not None:
+        state.dims = Dims(*event.dims)
     if event.user_id is not None:
         state.user_id = event.user_id
     stage = STAGE_OF_EVENT.get(kind)
     if stage is not None:
         _reach(state, stage, t, rules, out)
-    if kind is EventType.ADD_TO_CART:
+    if kind is _ADD:
         state.cart, opened = carts.add_to_cart(
             state.cart, t, event.items, event.value, event.currency
         )
         if opened:
             out.cart_row(state.cart)
-    elif kind is EventType.REMOVE_FROM_CART:
+    elif kind is _REMOVE:
         carts.remove_from_cart(state.cart, event.items, event.value)
-    elif kind is EventType.CHECKOUT:
+    elif kind is _CHECKOUT:
         carts.checkout(state.cart, t)
-    elif kind is EventType.PURCHASE:
+    elif kind is _PURCHASE:
         out.order(event, order_id)
         if state.cart is not None and carts.purchase(state.cart, t):
             out.cart_row(state.cart)
@@ -243,7 +274,7 @@ def _reach(state: SessionState, stage: Stage, t: int, rules: FunnelRules, out: E
     i = stage - 1
     if stages[i] is not None:
         return
-    if stage is Stage.PAGE_VIEW:
+    if stage is _PAGE_VIEW_STAGE:
         stages[i] = t
         out.stage(stage, t, None)
         return
@@ -252,4 +283,4 @@ def _reach(state: SessionState, stage: Stage, t: int, rules: FunnelRules, out: E
     if first is None or stages[i - 1] is None or t > first + rules.conversion_window_ms:
         return
     stages[i] = t
-    out.stage(stage, t, t - first if stage is Stage.PURCHASE else None)
+    out.stage(stage, t, t - first if stage is _PURCHASE_STAGE else None)

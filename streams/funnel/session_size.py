@@ -22,40 +22,40 @@ def event_bytes(event: Event, *, with_dims: bool) -> int:
     the session has no first touch yet, its dims. Strings count twice their UTF-8 size, a margin
     for JSON escapes.
     """
-    size = 64 + _text(event.event_id) + _text(event.user_id) + _text(event.order_id)
+    size = 64 + _texts(event.event_id, event.user_id, event.order_id)
     if event.value is not None:
         size += 24
     for line in event.items:
-        size += 40 + _text(line.sku)
+        size += 40 + _texts(line.sku)
     if with_dims:
-        size += sum(
-            _text(text)
-            for text in (
-                event.utm_source,
-                event.utm_medium,
-                event.utm_campaign,
-                event.country,
-                event.variant,
-            )
+        size += _texts(
+            event.utm_source, event.utm_medium, event.utm_campaign, event.country, event.variant
         )
     return size
 
 
-def _text(text: str | None) -> int:
-    return 0 if text is None else 2 * len(text.encode()) + 2
+def _texts(*texts: str | None) -> int:
+    size = 0
+    for text in texts:
+        if text is not None:
+            # An ASCII string's length is its UTF-8 size: no need to encode it.
+            size += 2 * (len(text) if text.isascii() else len(text.encode())) + 2
+    return size
 
 
-def capped(state: SessionState | None, event: Event, limits: SessionLimits) -> bool:
-    """True if accepting the event would take the session past one of its limits."""
+def capped(state: SessionState | None, event: Event, size: int, limits: SessionLimits) -> bool:
+    """True if accepting the event would take the session past one of its limits.
+
+    ``size``: the event's ``event_bytes`` against this state (with dims while it has none).
+    """
     if state is None:  # a new session: only the event itself counts
         events = item_lines = pending = state_bytes = 0
-        with_dims = True
     else:
         events, item_lines, pending = state.events, state.item_lines, len(state.pending)
-        state_bytes, with_dims = state.state_bytes, state.dims is None
+        state_bytes = state.state_bytes
     return (
         events + 1 > limits.max_events
         or item_lines + len(event.items) > limits.max_item_lines
         or pending + 1 > limits.max_pending
-        or state_bytes + event_bytes(event, with_dims=with_dims) > limits.max_state_bytes
+        or state_bytes + size > limits.max_state_bytes
     )

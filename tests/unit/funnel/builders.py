@@ -11,6 +11,8 @@ from schemas.event import Event, EventType, Item
 from streams.funnel.facts import CartChanged, Fact, OrderPlaced, Stage, StageReached
 from streams.funnel.partition import PartitionFunnel
 from streams.funnel.rules import MINUTE_MS, FunnelRules
+from streams.funnel.session import SessionState, accept, id_hash
+from streams.funnel.session_size import event_bytes
 from streams.funnel.store import DictStore
 
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
@@ -35,6 +37,12 @@ def ev(kind: EventType, at_ms: int, **fields: Any) -> Event:
 
 def item(sku: str, quantity: int = 1, price: str = "10") -> Item:
     return Item(sku, quantity, Decimal(price))
+
+
+def accept_event(state: SessionState | None, event: Event) -> SessionState:
+    """``session.accept`` given the id digest and size the partition works out first."""
+    size = event_bytes(event, with_dims=state is None or state.dims is None)
+    return accept(state, event, id_hash(event.event_id), size)
 
 
 def flush(funnel: PartitionFunnel, now_ms: int, rules: FunnelRules = RULES) -> list[Fact]:

@@ -10,8 +10,8 @@ import pytest
 
 from schemas.event import Device, Event
 from streams.funnel.codec import FORMAT_VERSION, decode_state, encode_state
-from streams.funnel.session import SessionState, accept, finalise
-from tests.unit.funnel.builders import ADD, BUY, PV, REMOVE, RULES, T0, ev, item
+from streams.funnel.session import SessionState, finalise
+from tests.unit.funnel.builders import ADD, BUY, PV, REMOVE, RULES, T0, accept_event, ev, item
 
 L = RULES.lateness_ms
 
@@ -19,7 +19,7 @@ L = RULES.lateness_ms
 def _state(events: list[Event], bound_ms: int) -> SessionState:
     state = None
     for e in events:
-        state = accept(state, e)
+        state = accept_event(state, e)
     assert state is not None
     finalise(state, "s1", "x", bound_ms, RULES)
     return state
