@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(1_048_576, ge=1, description="Larger messages are dead-lettered")
     max_future_s: int = Field(86_400, ge=0, description="occurred_at may be this far ahead of now")
     max_event_age_s: int = Field(30 * 86_400, ge=1, description="occurred_at may be this old")
-    batch_max: int = Field(5_000, ge=1, description="Most events per fetch and processing batch")
+    batch_max: int = Field(20_000, ge=1, description="Most events per fetch and processing batch")
     batch_within_s: float = Field(
         0.25, gt=0, description="Longest wait to fill a batch (agents on Faust's stream path)"
     )

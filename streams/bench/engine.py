@@ -22,11 +22,13 @@ from streams.funnel.facts import CartChanged, Fact, OrderPlaced, StageReached
 from streams.funnel.partition import Outcome, PartitionFunnel
 from streams.funnel.rules import FunnelRules
 from streams.funnel.store import DictStore
+from streams.settings import Settings
 from streams.sim.generator import SimulatedMessage
 from streams.worker.run import tune_gc
 
 LIMITS = DecodeLimits()  # the worker's defaults
-BATCH_MAX = 5_000  # events the worker takes per batch (FUNNEL_BATCH_MAX default)
+# Events the worker takes per batch at most (FUNNEL_BATCH_MAX's default).
+BATCH_MAX: int = Settings.model_fields["batch_max"].default
 
 
 @dataclass(frozen=True, slots=True)
