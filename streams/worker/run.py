@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import uvloop
 from prometheus_client import CollectorRegistry, start_http_server
 
 from sinks.batch import BatchSink, SinkMetrics
@@ -67,6 +68,7 @@ def clickhouse_sink(settings: Settings, registry: CollectorRegistry) -> Iterator
 
 def run_worker(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM. Blocks; exits the process like any Faust worker."""
+    use_uvloop()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     install_flavor_workarounds(settings)
     ensure_topics(settings)
@@ -111,3 +113,9 @@ def tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(50_000, 10, 10)
+
+
+def use_uvloop() -> None:
+    """Every event loop of this process from now on is uvloop's: the worker's own and the one
+    Faust's consumer thread makes. Side by side in the benchmark, asyncio's ran 1-15 % slower."""
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

@@ -1,15 +1,18 @@
-"""The worker process: its Faust `Worker` keeps the log level it is given; its GC is tuned."""
+"""The worker process: its Faust `Worker` keeps the log level it is given, its GC is tuned, and
+it runs on uvloop."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import Iterator
 
 import faust
 import pytest
+import uvloop
 
-from streams.worker.run import faust_worker, tune_gc
+from streams.worker.run import faust_worker, tune_gc, use_uvloop
 
 
 @pytest.fixture
@@ -40,3 +43,14 @@ def test_gc_is_tuned_for_a_long_running_worker() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_the_worker_runs_on_uvloop() -> None:
+    before = asyncio.get_event_loop_policy()
+    try:
+        use_uvloop()
+        loop = asyncio.new_event_loop()  # as Faust's consumer thread makes its own
+        assert isinstance(loop, uvloop.Loop)
+        loop.close()
+    finally:
+        asyncio.set_event_loop_policy(before)
