@@ -127,10 +127,12 @@ def _chunks(
 
 
 @functools.lru_cache(maxsize=65_536)
-def _key_hash(key: bytes) -> int:
-    """Kafka's default key hash (murmur2, sign bit cleared), as Java clients and Faust use.
+def key_hash(key: bytes) -> int:
+    """Kafka's default key hash (murmur2, sign bit cleared), as Java clients and Faust use: a
+    keyed record goes to partition key_hash(key) % partitions.
 
-    Cached because a session's key repeats for each of its events.
+    Cached because a session's key repeats for each of its events (aiokafka's murmur2 is pure
+    Python).
     """
     return int(murmur2(key)) & 0x7FFFFFFF
 
@@ -240,7 +242,7 @@ class EventProducer:
                 partition = partitions[self._unkeyed % len(partitions)]
                 self._unkeyed += 1
             else:
-                partition = partitions[_key_hash(key) % len(partitions)]
+                partition = partitions[key_hash(key) % len(partitions)]
             builder = builders.get(partition)
             if builder is None or builder.append(timestamp=None, key=key, value=value) is None:
                 if builder is not None:

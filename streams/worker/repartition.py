@@ -12,16 +12,15 @@ A replay after a crash forwards again; the session's event_id dedup makes the co
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from schemas.event import Event
 from streams.funnel.progress import SourceProgress
+from streams.kafka.producer import key_hash
 from streams.worker.publisher import Publisher
 
 MARKER_HEADER = "funnel.progress"  # b"<source partition>:<source watermark ms>"
@@ -50,15 +49,8 @@ class Message(Protocol):
 
 
 def partition_for(session_id: str, partitions: int) -> int:
-    return _key_hash(session_id) % partitions
-
-
-@functools.lru_cache(maxsize=65_536)
-def _key_hash(session_id: str) -> int:
-    """Kafka's default partitioner for a key (what a producer keying by session does); cached
-    because aiokafka's murmur2 is pure Python and a session's events come in bunches."""
-    hashed: int = murmur2(session_id.encode())
-    return hashed & 0x7FFFFFFF
+    """Where a producer keying by session puts the session's events."""
+    return key_hash(session_id.encode()) % partitions
 
 
 def read_marker(headers: Headers) -> Marker | None:

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from schemas.event import Device, EventType, Item
 from streams.kafka.producer import (
-    _key_hash,
     build_event,
     format_occurred_at,
+    key_hash,
     line_key,
     send_lines,
 )
@@ -103,7 +103,7 @@ def test_key_hash_partitions_like_the_default_partitioner(key: bytes, partitions
     # Sessions must land where Faust and Java producers would put them.
     all_partitions = list(range(partitions))
     expected = DefaultPartitioner()(key, all_partitions, all_partitions)
-    assert _key_hash(key) % partitions == expected
+    assert key_hash(key) % partitions == expected
 
 
 class FakeSender:
