@@ -78,7 +78,6 @@ def test_a_fetched_batch_not_yet_handled_is_not_read_to_the_end(
         install_batch_consumer(app, [TOPIC], handler)
         consumer = app.consumer
         assert isinstance(consumer, BatchConsumer)
-        assert await consumer.handled_position(PARTITION) == 0  # nothing fetched: the start
 
         fetching = asyncio.ensure_future(consumer._wait_next_records(1.0))
         await asyncio.wait_for(fetched.wait(), timeout=60)
@@ -107,6 +106,54 @@ def test_a_fetched_batch_not_yet_handled_is_not_read_to_the_end(
         assert consumer._new_offset(PARTITION) == 2
         assert await consumer.handled_position(PARTITION) == 2
         # Faust's consumer thread made its own event loop on construction; never started.
+        consumer._thread.loop.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_partition_without_records_is_read_once_until_the_next_seek(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An empty repartition partition: a tick must not wait for the fetch in flight each time."""
+    empty = TP("repartition", 0)
+    positions = {empty: 7}
+    fetching = asyncio.Event()
+    release = asyncio.Event()
+
+    async def fetch(self: Any, timeout: float) -> tuple[Any, Any]:  # noqa: ASYNC109
+        fetching.set()
+        await release.wait()  # a long poll: nothing arrives
+        return {}, {empty}
+
+    async def position(self: Any, tp: TP) -> int:
+        return positions[tp]
+
+    async def seek(self: Any, partition: TP, offset: int) -> None:
+        positions[partition] = offset
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "_wait_next_records", fetch)
+    monkeypatch.setattr(faust_aiokafka.Consumer, "position", position)
+    monkeypatch.setattr(faust_aiokafka.Consumer, "seek", seek)
+
+    async def handler(batch: Sequence[Record]) -> asyncio.Future[None]:
+        raise AssertionError("no records")
+
+    async def scenario() -> None:
+        app = faust.App("read-once", broker="kafka://127.0.0.1:1")
+        install_batch_consumer(app, ["repartition"], handler)
+        consumer = app.consumer
+        assert isinstance(consumer, BatchConsumer)
+        assert await consumer.handled_position(empty) == 7  # read under the fetch lock
+
+        polling = asyncio.ensure_future(consumer._wait_next_records(1.0))
+        await asyncio.wait_for(fetching.wait(), timeout=60)
+        positions[empty] = 9  # moved meanwhile: the kept 7 is behind, never ahead
+        assert await asyncio.wait_for(consumer.handled_position(empty), timeout=1) == 7
+        release.set()
+        await asyncio.wait_for(polling, timeout=60)
+
+        await consumer.seek(empty, 3)  # a seek (recovery, rebalance) voids what was read
+        assert await consumer.handled_position(empty) == 3
         consumer._thread.loop.close()
 
     asyncio.run(scenario())
