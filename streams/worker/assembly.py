@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import faust
-from aiokafka.errors import IllegalStateError
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
@@ -104,12 +103,12 @@ def build_worker_app(
     def build_processor(app: faust.App, publisher: Publisher) -> FunnelProcessor:
         table = app.Table(SESSIONS_TABLE, key_type=bytes, value_type=bytes)
 
-        async def fetch_position(topic: str, partition: int) -> int | None:
-            try:
-                position = await _batch_consumer(app).handled_position(TP(topic, partition))
-            except IllegalStateError:
-                return None  # revoked since the tick began: not idle, try again next tick
-            return position
+        async def fetch_positions(
+            pairs: Iterable[tuple[str, int]],
+        ) -> dict[tuple[str, int], int | None]:
+            tps = [TP(topic, partition) for topic, partition in pairs]
+            positions = await _batch_consumer(app).handled_positions(tps)
+            return {(tp.topic, tp.partition): position for tp, position in positions.items()}
 
         processor = FunnelProcessor(
             table=table,
@@ -136,7 +135,7 @@ def build_worker_app(
                 if tp.topic == settings.events_topic
             ],
             end_offset=lambda topic, partition: end_offset(app, TP(topic, partition)),
-            fetch_position=fetch_position,
+            fetch_positions=fetch_positions,
             settled=lambda: not (app.rebalancing or app.in_recovery),
         )
 

@@ -30,13 +30,14 @@ Why the commits stay right:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any, Final, Protocol
 
 import faust
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -168,35 +169,43 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if not self._unfinished:
             self._not_handling.set()
 
-    async def handled_position(self, tp: TP) -> int | None:
-        """The next offset to handle in a routed partition (None: position not known).
+    async def handled_positions(self, tps: Iterable[TP]) -> dict[TP, int | None]:
+        """The next offset to handle in each routed partition (None: not known, e.g. revoked).
 
         Not aiokafka's position alone: that moves in the consumer thread as soon as records
         are fetched, before they reach this loop and the handler, so a batch on its way would
-        make its partition look read to the end. Once nothing is handled since the assignment,
-        the position is read under the fetch lock: no fetch in flight, none in hand (a batch
-        processed but not yet durable counts as read: the handler has seen it). Callers must not
-        hold a lock the handler waits for.
+        make its partition look read to the end. Where nothing is handled since the
+        assignment, the positions are read under the fetch lock, all in one hold of it: no
+        fetch in flight, none in hand (a batch processed but not yet durable counts as read:
+        the handler has seen it). Callers must not hold a lock the handler waits for.
 
         A position so read is kept until the next seek or revocation: handling only moves it
         forward, so the kept one can only be behind, which delays idleness and never hastens
-        it. Read afresh, a partition that never gets a record (an empty repartition topic) cost
-        a wait for the fetch in flight on every tick, up to 14 s per tick for eight of them.
+        it. Read afresh, each partition that never gets a record (an empty repartition topic)
+        cost a wait for a fetch in flight on every tick: 15 s ticks for sixteen of them.
         """
-        handled = self._handled.get(tp)
-        if handled is not None:
-            return handled
-        read = self._read_positions.get(tp)
-        if read is not None:
-            return read
-        async with self._fetch_lock:
-            handled = self._handled.get(tp)
-            if handled is not None:
-                return handled
+        positions: dict[TP, int | None] = {}
+        unread: list[TP] = []
+        for tp in tps:
+            known = self._handled.get(tp, self._read_positions.get(tp))
+            if known is None:
+                unread.append(tp)
+            positions[tp] = known
+        if unread:
+            async with self._fetch_lock:
+                for tp in unread:
+                    handled = self._handled.get(tp)
+                    positions[tp] = handled if handled is not None else await self._read(tp)
+        return positions
+
+    async def _read(self, tp: TP) -> int | None:
+        try:
             position: int | None = await self.position(tp)
-            if position is not None:
-                self._read_positions[tp] = position
-            return position
+        except IllegalStateError:
+            return None  # revoked since the caller asked: not idle, ask again later
+        if position is not None:
+            self._read_positions[tp] = position
+        return position
 
     def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
         yield from super()._filter_tps_with_pending_acks(topics)

@@ -74,7 +74,9 @@ class FunnelProcessor:
         owns: Callable[[int], bool],
         assigned: Callable[[], Iterable[int]],
         end_offset: Callable[[str, int], int],
-        fetch_position: Callable[[str, int], Awaitable[int | None]],
+        fetch_positions: Callable[
+            [Iterable[tuple[str, int]]], Awaitable[Mapping[tuple[str, int], int | None]]
+        ],
         settled: Callable[[], bool],
     ) -> None:
         self._table = table
@@ -89,7 +91,7 @@ class FunnelProcessor:
         self._owns = owns
         self._assigned = assigned
         self._end_offset = end_offset
-        self._fetch_position = fetch_position
+        self._fetch_positions = fetch_positions
         self._settled = settled
         self._positions: dict[tuple[str, int], int] = {}
         self._partitions: dict[int, _Partition] = {}
@@ -202,12 +204,14 @@ class FunnelProcessor:
         # where handling stands later, which delays idleness by a tick, never hastens it;
         # unless a rebalance came between (records dropped, positions reset): then it is void.
         assignments = self._assignments
-        started = {
-            (topic, partition): await self._fetch_position(topic, partition)
-            for partition in self._assigned()
-            for topic in self._topic_names()
-            if (topic, partition) not in self._positions
-        }
+        started = await self._fetch_positions(
+            [
+                (topic, partition)
+                for partition in self._assigned()
+                for topic in self._topic_names()
+                if (topic, partition) not in self._positions
+            ]
+        )
         async with self._lock:
             if not self._settled():
                 # Mid-rebalance the table may be half recovered: no state is read or written.

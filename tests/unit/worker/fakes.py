@@ -127,7 +127,7 @@ class Rig:
             owns=lambda partition: partition in self.owned,
             assigned=lambda: sorted(self.owned),
             end_offset=self.end_offset,
-            fetch_position=self.fetch_position,
+            fetch_positions=self.fetch_positions,
             settled=lambda: self.settled,
         )
 
@@ -144,8 +144,10 @@ class Rig:
     def end_offset(self, topic: str, partition: int) -> int:
         return self.end_offsets.get(partition, 0) if topic == EVENTS else 0
 
-    async def fetch_position(self, topic: str, partition: int) -> int | None:
-        return 0  # nothing read yet: at the start of each partition
+    async def fetch_positions(
+        self, pairs: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], int | None]:
+        return {pair: 0 for pair in pairs}  # nothing read yet: at the start of each partition
 
     @property
     def changelog(self) -> str:

@@ -36,6 +36,10 @@ class FakeRecord:
     headers: Sequence[tuple[str, bytes]] = field(default_factory=tuple)
 
 
+async def handled(consumer: BatchConsumer, tp: TP) -> int | None:
+    return (await consumer.handled_positions([tp]))[tp]
+
+
 async def settle() -> None:
     """Let every ready task run; a task blocked on a lock or event stays blocked."""
     for _ in range(20):
@@ -83,7 +87,7 @@ def test_a_fetched_batch_not_yet_handled_is_not_read_to_the_end(
         await asyncio.wait_for(fetched.wait(), timeout=60)
         # aiokafka's position already says "read to the end" while the batch is on its way.
         assert await consumer.position(PARTITION) == 2
-        asking = asyncio.ensure_future(consumer.handled_position(PARTITION))
+        asking = asyncio.ensure_future(handled(consumer, PARTITION))
         await settle()
         assert not asking.done()
 
@@ -104,7 +108,7 @@ def test_a_fetched_batch_not_yet_handled_is_not_read_to_the_end(
         durable.set_result(None)
         await asyncio.wait_for(emptied, timeout=60)
         assert consumer._new_offset(PARTITION) == 2
-        assert await consumer.handled_position(PARTITION) == 2
+        assert await handled(consumer, PARTITION) == 2
         # Faust's consumer thread made its own event loop on construction; never started.
         consumer._thread.loop.close()
 
@@ -143,17 +147,17 @@ def test_a_partition_without_records_is_read_once_until_the_next_seek(
         install_batch_consumer(app, ["repartition"], handler)
         consumer = app.consumer
         assert isinstance(consumer, BatchConsumer)
-        assert await consumer.handled_position(empty) == 7  # read under the fetch lock
+        assert await handled(consumer, empty) == 7  # read under the fetch lock
 
         polling = asyncio.ensure_future(consumer._wait_next_records(1.0))
         await asyncio.wait_for(fetching.wait(), timeout=60)
         positions[empty] = 9  # moved meanwhile: the kept 7 is behind, never ahead
-        assert await asyncio.wait_for(consumer.handled_position(empty), timeout=1) == 7
+        assert await asyncio.wait_for(handled(consumer, empty), timeout=1) == 7
         release.set()
         await asyncio.wait_for(polling, timeout=60)
 
         await consumer.seek(empty, 3)  # a seek (recovery, rebalance) voids what was read
-        assert await consumer.handled_position(empty) == 3
+        assert await handled(consumer, empty) == 3
         consumer._thread.loop.close()
 
     asyncio.run(scenario())
