@@ -108,6 +108,7 @@ class Ingestion:
             result = decode_event(message.value, now_ms=now_ms, limits=self._limits)
             if isinstance(result, Rejection):
                 await self._reject(message, result, now_ms)
+                tally["unknown", Outcome.INVALID] += 1
             elif internal:
                 part.forwarded.append((Accepted(result, message), forwarded_late(message.headers)))
             else:
@@ -125,13 +126,20 @@ class Ingestion:
             items = [*part.accepted, *(item for item, _ in part.forwarded)]
             for item, outcome in zip(items, results, strict=True):
                 tally[item.event.event_type.value, outcome] += 1
-        for (event_type, outcome), count in tally.items():
-            self._metrics.events_consumed.labels(event_type, outcome).inc(count)
         self._metrics.batch_size.observe(len(batch))
         if batch:
             oldest_ms = min(message.timestamp_ms for message in batch)
             self._metrics.processing_delay.observe(max(0, self._clock() - oldest_ms) / 1000)
-        return processed.durable
+        return asyncio.ensure_future(self._consumed(processed.durable, tally))
+
+    async def _consumed(
+        self, durable: asyncio.Future[None], tally: Counter[tuple[str, Outcome]]
+    ) -> None:
+        """Events count as consumed once their batch is durable, as they did before the durable
+        step overlapped the next batch: "all consumed" still means "all acked"."""
+        await durable
+        for (event_type, outcome), count in tally.items():
+            self._metrics.events_consumed.labels(event_type, outcome).inc(count)
 
     async def _reject(self, message: RawMessage, rejection: Rejection, now_ms: int) -> None:
         source = SourcePosition(message.topic, message.partition, message.offset)
@@ -141,7 +149,6 @@ class Ingestion:
         )
         self._processor.record_dead_letter(message, letter, rejection)
         self._metrics.events_invalid.labels(rejection.code).inc()
-        self._metrics.events_consumed.labels("unknown", Outcome.INVALID).inc()
         self._metrics.dead_lettered.inc()
 
 

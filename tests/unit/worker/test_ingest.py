@@ -87,6 +87,9 @@ def event_json(event_id: str) -> bytes:
                         "site_id": "shop", "session_id": "s"})  # fmt: skip
 
 
+CONSUMED = {"event_type": "page_view", "outcome": "accepted"}
+
+
 def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
     registry = CollectorRegistry()
     deliveries = RecordingPublisher([])
@@ -104,7 +107,13 @@ def test_ingestion_routes_every_partition_and_counts_outcomes() -> None:
         RawMessage("rp", 1, 4, NOW_MS, None, b"", ((MARKER_HEADER, b"2:1234"),)),
         RawMessage("rp", 0, 8, NOW_MS, b"s", event_json("d")),
     ]
-    asyncio.run(ingestion.handle(batch))
+
+    async def handled_and_durable() -> None:
+        step = await ingestion.handle(batch)
+        assert registry.get_sample_value("funnel_events_consumed_total", CONSUMED) is None
+        await step  # counted as consumed once durable
+
+    asyncio.run(handled_and_durable())
     # Partition 1 had only rejections and is still handed over, with its last offset.
     assert recorder.calls == [(0, ["a", "b"], 11), (1, [], 6)]
     # Forwards keep their source's lateness verdict; markers are not events.
