@@ -137,11 +137,13 @@ class FunnelMetrics:
         self, partition: int, result: BatchResult, open_sessions: int, now_ms: int
     ) -> None:
         for fact in result.facts:
+            if isinstance(fact, StageReached) and fact.stage is Stage.PAGE_VIEW:
+                # Seen before it is labelled: the session that earns its site a label counts
+                # under it (with one session to earn it, a site's first one went to "other").
+                self.site.observe(fact.site_id)
             site = self.site(fact.site_id)
             match fact:
                 case StageReached():
-                    if fact.stage is Stage.PAGE_VIEW:
-                        self.site.observe(fact.site_id)
                     self.stage_entries.labels(site, fact.stage.name.lower()).inc()
                     # Keyed by label: junk site ids share one "other" series of buckets.
                     self.rolling.add(fact, site=site)

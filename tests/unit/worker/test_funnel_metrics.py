@@ -41,3 +41,15 @@ def test_rolling_conversion_state_is_bounded_by_the_labels() -> None:
     )
     metrics.observe_batch(0, BatchResult((), facts, NOW_MS + 1, 0, 0), 0, NOW_MS)
     assert [s.site_id for s in metrics.rolling.snapshot(NOW_MS + 1)] == ["other", "other"]
+
+
+def test_the_session_that_earns_its_site_a_label_counts_under_it() -> None:
+    registry = CollectorRegistry()
+    labels = SiteLabels(10, min_sessions=1)
+    metrics = FunnelMetrics.create(registry, sites=labels, lateness_ms=0)
+    first = StageReached("shop", "s1", 0, None, Dims(), Stage.PAGE_VIEW, NOW_MS)
+    metrics.observe_batch(0, BatchResult((), (first,), NOW_MS + 1, 0, 0), 0, NOW_MS)
+    entries = {"site": "shop", "stage": "page_view"}
+    assert registry.get_sample_value("funnel_stage_entries_total", entries) == 1
+    other = {"site": "other", "stage": "page_view"}
+    assert registry.get_sample_value("funnel_stage_entries_total", other) is None
