@@ -83,6 +83,13 @@ class _Part:
         return self.data if self.by_column else list(zip(*self.data, strict=True))
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Rows taken out of the sink's buffers (`BatchSink.take`), by table, for one flush."""
+
+    parts: Mapping[str, list[_Part]]
+
+
 def _joined(parts: Sequence[_Part]) -> list[Sequence[Any]]:
     """The parts' rows as one set of columns, in arrival order."""
     blocks = [part.columns() for part in parts]
@@ -127,14 +134,23 @@ class BatchSink:
             self._seal(table)
             self._parts[table].append(_Part(ordered, by_column=True))
 
-    async def flush(self) -> None:
-        started = time.perf_counter()
+    def take(self) -> Pending:
+        """Every row added so far, out of the buffers, for one flush: a batch's step writes its
+        own rows, never rows the next batch added while it waited for its turn."""
+        taken: dict[str, list[_Part]] = {}
         for table in self._parts:
-            # Taken before the await: rows added meanwhile belong to the next flush.
             self._seal(table)
-            parts, self._parts[table] = self._parts[table], []
-            if parts:
-                await self._write(table, parts)
+            if self._parts[table]:
+                taken[table], self._parts[table] = self._parts[table], []
+        return Pending(taken)
+
+    async def flush(self, pending: Pending | None = None) -> None:
+        """Write `pending`, or every row added so far, with one INSERT per table."""
+        started = time.perf_counter()
+        # Taken before any await: rows added meanwhile belong to the next flush.
+        taken = self.take() if pending is None else pending
+        for table, parts in taken.parts.items():
+            await self._write(table, parts)
         self._metrics.flush_seconds.observe(time.perf_counter() - started)
 
     async def write_now(self, table: str, rows: list[Sequence[Any]]) -> None:

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from sinks.batch import BatchSink
+from sinks.batch import BatchSink, Pending
 from streams.clock import Clock
 from streams.funnel.facts import CartChanged, CartStatus, Fact
 from streams.funnel.partition import BatchResult
@@ -78,19 +78,23 @@ class BatchCommitter:
 
     def stage(self, commits: Sequence[PartitionCommit]) -> asyncio.Future[None]:
         """The batch's facts to the sink now; its durable step once the earlier ones are done.
-        That step also awaits what the calling task sent for the batch (dead letters, markers)."""
+        That step writes every row added for the batch (raw events, dead letters, facts), and
+        awaits what the calling task sent for it (dead letters, markers)."""
         facts = (fact for commit in commits for fact in commit.result.facts)
         for table, columns in fact_columns(facts).items():
             self._sink.add_columns(table, columns)
+        rows = self._sink.take()
         sent = self._publisher.detach()
-        return self._steps.then(lambda: self._make_durable(commits, sent))
+        return self._steps.then(lambda: self._make_durable(commits, rows, sent))
 
     async def settled(self) -> None:
         await self._steps.settled()
 
-    async def _make_durable(self, commits: Sequence[PartitionCommit], sent: Deliveries) -> None:
-        # One sink flush for the whole batch, then (and only then) its state and records.
-        await self._sink.flush()
+    async def _make_durable(
+        self, commits: Sequence[PartitionCommit], rows: Pending, sent: Deliveries
+    ) -> None:
+        # One sink flush of the batch's own rows, then (and only then) its state and records.
+        await self._sink.flush(rows)
         for commit in commits:
             await self._publish(commit.result.facts)
             await commit.changes.send(self._publisher)

@@ -82,9 +82,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._not_handling = asyncio.Event()
         self._not_handling.set()
         self._unfinished = 0
+        # Set by a failed batch: no position moves after it (the worker is stopping).
+        self._failed = False
         # Next offset to commit per routed partition: last handled + 1, once durable.
         self._handled: dict[TP, int] = {}
-        # Positions read while nothing was handled yet (see handled_position).
+        # Positions read while nothing was handled yet (see handled_positions).
         self._read_positions: dict[TP, int] = {}
         # The last handled batch whose durable step may still be running.
         self._in_flight: asyncio.Future[None] | None = None
@@ -132,10 +134,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
             step = await self._route.handler(
                 [record for batch in batches.values() for record in batch]
             )
-        except Exception as exc:
-            # Nothing of this fetch is committed; the worker stops and a restart replays it.
+        except BaseException as exc:
+            # Nothing of this fetch, or after it, is committed; the worker stops and a restart
+            # replays it.
+            self._failed = True
             self._finished()
-            await self.crash(exc)
+            if isinstance(exc, Exception):
+                await self.crash(exc)
             raise
         previous = self._in_flight
         self._in_flight = asyncio.ensure_future(self._acked_once_durable(previous, batches, step))
@@ -154,8 +159,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 await asyncio.wait([previous])  # positions only ever move forward
             await step
         except Exception as exc:
+            self._failed = True  # for handlers whose later steps would not fail with it
             await self.crash(exc)
         else:
+            if self._failed:
+                return  # never past a batch that failed
             now = monotonic()
             for tp, batch in batches.items():
                 self._handled[tp] = batch[-1].offset + 1
@@ -199,12 +207,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
         return positions
 
     async def _read(self, tp: TP) -> int | None:
+        generation = self.app.consumer_generation_id
         try:
             position: int | None = await self.position(tp)
         except IllegalStateError:
             return None  # revoked since the caller asked: not idle, ask again later
-        if position is not None:
-            self._read_positions[tp] = position
+        if position is not None and generation == self.app.consumer_generation_id:
+            self._read_positions[tp] = position  # not kept across a rebalance begun meanwhile
         return position
 
     def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:

@@ -231,10 +231,9 @@ class FunnelProcessor:
                 results.append((partition, entry.funnel.tick(now_ms)))
             if not results:
                 return  # nothing idle: no step to chain behind the batch being made durable
-            durable = self._stage(results)
-        # Awaited outside the lock, so the next batch is processed meanwhile; awaited at all
-        # so a failure stops the worker even when no batch follows.
-        await durable
+            # Awaited under the lock: a tick moves watermarks by the wall clock, which no replay
+            # repeats, so no batch may be judged against a tick's state before it is durable.
+            await self._stage(results)
 
     def _topic_names(self) -> tuple[str, str]:
         return self._topics.events, self._topics.repartition

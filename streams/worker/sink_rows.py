@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
-from typing import Any
+from typing import Any, assert_never
 
 import orjson
 
@@ -102,6 +102,8 @@ def fact_columns(facts: Iterable[Fact]) -> dict[str, Columns]:
                 orders.append(fact)
             case CartChanged():
                 carts.append(fact)
+            case _:  # a new kind of fact must get its table here, not vanish
+                assert_never(fact)
     tables: dict[str, Columns] = {}
     if stages:
         tables["stage_entries"] = _stage_columns(stages)

@@ -100,6 +100,24 @@ def test_flush_inserts_each_tables_rows_once_with_their_column_names() -> None:
     rig.sink.close()
 
 
+def test_a_flush_of_taken_rows_writes_those_and_nothing_added_after() -> None:
+    # A batch's durable step waits its turn while the next batch adds rows to the buffers.
+    client = Client()
+    rig = Rig(client)
+    rig.sink.add("orders", row("orders", "batch-1"))
+    taken = rig.sink.take()
+    rig.sink.add("orders", row("orders", "batch-2"))
+    rig.sink.add("carts", row("carts", "batch-2"))
+    asyncio.run(rig.sink.flush(taken))
+    assert client.inserts == [("db.orders", [row("orders", "batch-1")], COLUMNS["orders"])]
+    asyncio.run(rig.sink.flush())
+    assert sorted(client.inserts[1:]) == [
+        ("db.carts", [row("carts", "batch-2")], COLUMNS["carts"]),
+        ("db.orders", [row("orders", "batch-2")], COLUMNS["orders"]),
+    ]
+    rig.sink.close()
+
+
 def test_retriable_failures_are_retried_with_backoff_until_they_clear() -> None:
     down = OperationalError("connection refused")
     busy = DatabaseError("too many queries", code=202)

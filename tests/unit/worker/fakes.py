@@ -11,6 +11,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from schemas.event import Event
+from sinks.batch import Pending
 from sinks.tables import ordered_columns
 from streams.funnel.partition import Outcome
 from streams.funnel.rules import FunnelRules, SessionLimits
@@ -45,7 +46,11 @@ class RecordingSink:
         for row in zip(*ordered_columns(table, columns), strict=True):
             self.add(table, row)
 
-    async def flush(self) -> None:
+    def take(self) -> Pending:
+        self.journal.append(("take",))
+        return Pending({})
+
+    async def flush(self, pending: Pending | None = None) -> None:
         if self.fail_flush:
             raise RuntimeError("ClickHouse is down")
         self.journal.append(("flush",))
