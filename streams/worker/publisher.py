@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaProducer
-from aiokafka.producer.message_accumulator import BatchBuilder
 
 from streams.worker.faust_batches import kafka_producer
 
@@ -49,11 +47,9 @@ class Publisher:
         partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
-        try:
-            delivery = await self._app.producer.send(topic, key, value, partition, None, headers)
-        except Exception as exc:
-            raise DeliveryError(f"producing to {topic} failed: {exc!r}") from exc
-        self._pending.setdefault(asyncio.current_task(), []).append((topic, delivery))
+        await self._track(
+            topic, self._app.producer.send(topic, key, value, partition, None, headers)
+        )
 
     async def send_batch(
         self, topic: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
@@ -64,17 +60,16 @@ class Publisher:
         batch = producer.create_batch()
         for key, value in records:
             if batch.append(key=key, value=value, timestamp=None) is None:  # full
-                await self._send_batch(producer, batch, topic, partition)
+                await self._track(topic, producer.send_batch(batch, topic, partition=partition))
                 batch = producer.create_batch()
                 batch.append(key=key, value=value, timestamp=None)  # a first record always fits
         if batch.record_count():
-            await self._send_batch(producer, batch, topic, partition)
+            await self._track(topic, producer.send_batch(batch, topic, partition=partition))
 
-    async def _send_batch(
-        self, producer: AIOKafkaProducer, batch: BatchBuilder, topic: str, partition: int
-    ) -> None:
+    async def _track(self, topic: str, sending: Awaitable[Awaitable[Any]]) -> None:
+        """Hand the records to the producer; their delivery joins the calling task's."""
         try:
-            delivery = await producer.send_batch(batch, topic, partition=partition)
+            delivery = await sending
         except Exception as exc:
             raise DeliveryError(f"producing to {topic} failed: {exc!r}") from exc
         self._pending.setdefault(asyncio.current_task(), []).append((topic, delivery))
