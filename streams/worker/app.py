@@ -13,7 +13,7 @@ from streams.kafka.config import faust_credentials
 from streams.settings import Settings
 from streams.settings_adapters import decode_limits
 from streams.worker.fatal import Fatal
-from streams.worker.faust_batches import Record, install_batch_consumer
+from streams.worker.faust_batches import PromptTableManager, Record, install_batch_consumer
 from streams.worker.ingest import Ingestion, Processor, RawMessage
 from streams.worker.ingest_metrics import Metrics
 from streams.worker.publisher import Publisher
@@ -50,6 +50,7 @@ def create_app(
         autodiscover=False,
         # One fetch is one processing batch (one sink insert, one state commit per session).
         broker_max_poll_records=settings.batch_max,
+        TableManager=PromptTableManager,
         **(faust_overrides or {}),
     )
     publisher = Publisher(app)

@@ -1,30 +1,28 @@
 """Whole fetched batches of the worker's topics, straight from Faust's consumer.
 
-This is the only module that touches Faust's private consumer and producer API. It is written
-against `FAUST_VERSION` (pinned in pyproject.toml); tests/unit/test_faust_seam.py fails loudly
-when that version or the seam it relies on changes.
+The only module that touches Faust's private API; written against `FAUST_VERSION` (pinned in
+pyproject.toml), and tests/unit/test_faust_seam.py fails loudly when that seam changes.
 
-Stock Faust hands every message through its conductor and a stream, one at a time: about
-290 µs per event here even when the agent does nothing. `BatchConsumer` takes the records of
-the routed topics out of each `getmany` result before that path sees them and awaits one handler
-for all of them; every other topic (table changelogs during recovery) keeps Faust's own path.
+Stock Faust hands every message through its conductor and a stream, one at a time: ~290 µs per
+event even when the agent does nothing. `BatchConsumer` takes the routed topics' records out of
+each `getmany` result before that path sees them and awaits one handler for all of them; other
+topics (table changelogs during recovery) keep Faust's own path.
 Faust keeps the group, rebalances, tables and the commits themselves: its commit timer,
 revocation and shutdown commit "last handled offset + 1" through `_new_offset`.
 
 Why the commits stay right:
-- The handler runs inside the fetch, under one lock that every seek takes too, so a seek
-  (recovery's seek to the committed offsets) never lands between a fetch and the handling
-  of what it fetched, and there is no buffer for anything to be left in.
+- The handler runs inside the fetch, under one lock every seek takes too, so a seek (recovery's,
+  to the committed offsets) never lands between a fetch and its handling; no buffer exists.
 - Records that arrive once a rebalance has begun (flow stopped, or a new generation) are
-  dropped unhandled and their positions not advanced. Every rebalance gives aiokafka a fresh
-  assignment whose positions restart from the committed offsets, so they are read again;
-  seeking back to them instead could skip records whose state a rebalance discarded.
-- Revocation first waits for the batch in hand, lets Faust commit it, and only then forgets
-  the revoked partitions' positions, so a later assignment never commits from a stale one.
+  dropped unhandled, positions not advanced. Every rebalance restarts aiokafka's positions
+  from the committed offsets, so they are read again; seeking back to them instead could skip
+  records whose state a rebalance discarded.
+- Revocation waits for the batch in hand, lets Faust commit it, and only then forgets the
+  revoked partitions' positions, so a later assignment never commits from a stale one.
 - The handler returns once a batch is processed, with the step that makes it durable (sink
-  insert, changelog); that step overlaps the next fetch. A batch's positions move only once
-  its step is done, in batch order, so a commit never passes a batch that is not durable;
-  revocation and shutdown wait for the steps too.
+  insert, changelog), which overlaps the next fetch. A batch's positions move only once its
+  step is done, in batch order, so no commit passes a batch that is not durable; revocation
+  and shutdown wait for the steps too.
 """
 
 from __future__ import annotations
@@ -36,12 +34,17 @@ from time import monotonic
 from typing import Any, Final, Protocol
 
 import faust
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import IllegalStateError
+from faust.tables import TableManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 FAUST_VERSION: Final = "0.15.3"
+# Faust fixes the fetch long poll at 1.5 s. aiokafka keeps one fetch in flight per broker, so
+# one for only idle partitions (changelogs, a quiet repartition partition) held that long
+# stalls the busy ones: 0.3-0.9 s every few batches of a backlog, and as much latency live.
+FETCH_MAX_WAIT_MS: Final = 100
 
 
 class Record(Protocol):
@@ -90,6 +93,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._read_positions: dict[TP, int] = {}
         # The last handled batch whose durable step may still be running.
         self._in_flight: asyncio.Future[None] | None = None
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     # Faust's own signature (getmany passes the fetch timeout through).
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:  # noqa: ASYNC109
@@ -251,14 +257,30 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._read_positions.pop(tp, None)
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+        consumer: AIOKafkaConsumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # start() hands it to the fetcher
+        return consumer
+
+
+class PromptTableManager(TableManager):
+    """Faust's, without its 1 s start-up sleep (for agents to define tables as they start):
+    the worker's table is defined when the app is built."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+
 class BatchTransport(faust_aiokafka.Transport):
     Consumer = BatchConsumer
     batch_route: _Route
 
 
 def install_batch_consumer(app: faust.App, topics: Sequence[str], handler: BatchHandler) -> None:
-    """Route the `topics`' records to `handler`, a whole fetch at a time. Before the app
-    starts."""
+    """Route the `topics`' records to `handler`, a fetch at a time. Before the app starts."""
     if app._consumer is not None:
         raise RuntimeError("install_batch_consumer must run before the app's consumer exists")
     transport = BatchTransport(app.conf.broker_consumer, app)

@@ -9,17 +9,28 @@ test names the exact assumption that broke. Re-read the module's docstring befor
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer
+from faust.tables import TableManager
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from streams.worker.faust_batches import FAUST_VERSION, BatchConsumer, BatchTransport
+from streams.worker.faust_batches import (
+    FAUST_VERSION,
+    FETCH_MAX_WAIT_MS,
+    BatchConsumer,
+    BatchTransport,
+    PromptTableManager,
+    Record,
+    install_batch_consumer,
+)
 
 Base = faust_consumer.Consumer
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
@@ -31,6 +42,10 @@ def parameters(function: Callable[..., Any]) -> list[str]:
 
 def source(function: Callable[..., Any]) -> str:
     return inspect.getsource(function)
+
+
+async def _never_called(records: Sequence[Record]) -> asyncio.Future[None]:
+    raise AssertionError("no records in this test")
 
 
 def test_faust_is_the_version_the_seam_was_written_for() -> None:
@@ -99,3 +114,47 @@ def test_the_aiokafka_producer_is_faust_producers_own() -> None:
     ensure = source(faust_aiokafka.Producer._ensure_producer)
     assert "return self._producer" in ensure
     assert "self._producer = self._new_producer()" in source(faust_aiokafka.Producer.on_start)
+
+
+def test_the_consumer_thread_and_its_fetch_wait_are_ours() -> None:
+    # Faust builds its aiokafka consumer in the thread _new_consumer_thread makes, with a fixed
+    # long poll that start() hands to the fetcher; ours replaces that value before start().
+    assert "AIOKafkaConsumerThread(self," in source(faust_aiokafka.Consumer._new_consumer_thread)
+    create = source(faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer)
+    assert "fetch_max_wait_ms=1500" in create
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in source(AIOKafkaConsumer.start)
+
+
+def test_the_worker_consumer_long_polls_briefly() -> None:
+    async def fetch_wait_ms() -> int:
+        app = faust.App("seam-fetch-wait", broker="kafka://127.0.0.1:1", autodiscover=False)
+        install_batch_consumer(app, ["events"], _never_called)
+        consumer = app.consumer
+        assert isinstance(consumer, BatchConsumer)
+        thread = consumer._new_consumer_thread()
+        transport = app.transport
+        assert isinstance(transport, BatchTransport)
+        aiokafka_consumer = thread._create_worker_consumer(transport)
+        try:
+            wait_ms: int = aiokafka_consumer._fetch_max_wait_ms
+        finally:
+            await aiokafka_consumer.stop()
+            # Faust's consumer threads make their own event loops on construction.
+            for loop in (consumer._thread.loop, thread.loop):
+                loop.close()
+        return wait_ms
+
+    assert asyncio.run(fetch_wait_ms()) == FETCH_MAX_WAIT_MS < 1500
+
+
+def test_the_table_manager_skips_only_the_start_up_sleep() -> None:
+    # PromptTableManager.on_start is Faust's without `await self.sleep(1.0)`.
+    faust_start = source(TableManager.on_start)
+    assert "await self.sleep(1.0)" in faust_start
+    ours = source(PromptTableManager.on_start)
+    for call in ("await self._update_channels()", "await self.recovery.start()"):
+        assert call in faust_start
+        assert call in ours
+    assert "sleep" not in ours
+    app = faust.App("seam-tables", TableManager=PromptTableManager, autodiscover=False)
+    assert type(app.tables) is PromptTableManager
