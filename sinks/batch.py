@@ -149,15 +149,14 @@ class BatchSink:
         started = time.perf_counter()
         # Taken before any await: rows added meanwhile belong to the next flush.
         taken = self.take() if pending is None else pending
-        for table, parts in taken.parts.items():
-            await self._write(table, parts)
+        await self._write(dict(taken.parts))
         self._metrics.flush_seconds.observe(time.perf_counter() - started)
 
     async def write_now(self, table: str, rows: list[Sequence[Any]]) -> None:
         """Insert `rows` at once, with the flush's retries but outside its buffers: for a stream
         that acks on its own (the spend topic), so it never takes another agent's rows."""
         if rows:
-            await self._write(table, [_Part(rows, by_column=False)])
+            await self._write({table: [_Part(rows, by_column=False)]})
 
     async def run(self, call: Callable[[Client], Any]) -> Any:
         """Run a client call on the sink's thread (reports use clients of their own)."""
@@ -172,12 +171,31 @@ class BatchSink:
             self._parts[table].append(_Part(self._rows[table], by_column=False))
             self._rows[table] = []
 
-    async def _write(self, table: str, parts: list[_Part]) -> None:
-        await self._insert_with_retry(table, parts)
-        self._metrics.rows_written.labels(table).inc(sum(part.rows for part in parts))
+    async def _write(self, unwritten: dict[str, list[_Part]]) -> None:
+        """Insert every table's parts in one trip to the sink's thread (the event loop may be
+        busy for a while between trips); after a failure, retry the tables not yet written."""
+        attempt = 0
+        while unwritten:
+            try:
+                await self.run(lambda client: self._insert_each(client, unwritten))
+            except Exception as exc:
+                error = translate(exc)
+                self._metrics.errors.labels(str(error.retriable).lower()).inc()
+                if not error.retriable:
+                    raise error from exc
+                self._metrics.retries.inc()
+                await self._sleep(self._backoff.delay(attempt, self._rng))
+                attempt += 1
+
+    def _insert_each(self, client: Client, unwritten: dict[str, list[_Part]]) -> None:
+        """One INSERT per table, each dropped from `unwritten` once written; on the sink's
+        thread (the caller awaits it, so nothing else touches `unwritten` meanwhile)."""
+        for table, parts in list(unwritten.items()):
+            self._insert(client, table, parts)
+            del unwritten[table]
+            self._metrics.rows_written.labels(table).inc(sum(part.rows for part in parts))
 
     def _insert(self, client: Client, table: str, parts: list[_Part]) -> None:
-        """One INSERT of all `parts`; on the sink's thread."""
         context = self._contexts.get(table)
         if context is None:
             context = client.create_insert_context(
@@ -190,18 +208,3 @@ class BatchSink:
             # A failed insert may leave state behind in its context: the next one starts afresh.
             del self._contexts[table]
             raise
-
-    async def _insert_with_retry(self, table: str, parts: list[_Part]) -> None:
-        attempt = 0
-        while True:
-            try:
-                await self.run(lambda client: self._insert(client, table, parts))
-                return
-            except Exception as exc:
-                error = translate(exc)
-                self._metrics.errors.labels(str(error.retriable).lower()).inc()
-                if not error.retriable:
-                    raise error from exc
-            self._metrics.retries.inc()
-            await self._sleep(self._backoff.delay(attempt, self._rng))
-            attempt += 1

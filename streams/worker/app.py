@@ -51,6 +51,7 @@ def create_app(
         # One fetch is one processing batch (one sink insert, one state commit per session).
         broker_max_poll_records=settings.batch_max,
         TableManager=PromptTableManager,
+        producer_max_batch_size=256 * 1024,
         **(faust_overrides or {}),
     )
     publisher = Publisher(app)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter as CountOf
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.funnel.conversion import TIME_TO_CONVERT_BUCKETS_S, RollingConversion
-from streams.funnel.facts import CartChanged, OrderPlaced, Stage, StageReached
+from streams.funnel.facts import CartChanged, CartStatus, OrderPlaced, Stage, StageReached
 from streams.funnel.partition import BatchResult
 
 OTHER = "other"
@@ -136,6 +138,11 @@ class FunnelMetrics:
     def observe_batch(
         self, partition: int, result: BatchResult, open_sessions: int, now_ms: int
     ) -> None:
+        # Summed per label first: one inc() per series and batch, not one per fact.
+        entries: CountOf[tuple[str, Stage]] = CountOf()
+        orders: CountOf[str] = CountOf()
+        revenue: dict[tuple[str, str], Decimal] = {}
+        carts: CountOf[tuple[str, CartStatus]] = CountOf()
         for fact in result.facts:
             if isinstance(fact, StageReached) and fact.stage is Stage.PAGE_VIEW:
                 # Seen before it is labelled: the session that earns its site a label counts
@@ -144,16 +151,25 @@ class FunnelMetrics:
             site = self.site(fact.site_id)
             match fact:
                 case StageReached():
-                    self.stage_entries.labels(site, fact.stage.name.lower()).inc()
+                    entries[site, fact.stage] += 1
                     # Keyed by label: junk site ids share one "other" series of buckets.
                     self.rolling.add(fact, site=site)
                     if fact.time_to_convert_ms is not None:
                         self.time_to_convert.labels(site).observe(fact.time_to_convert_ms / 1000)
                 case OrderPlaced():
-                    self.orders.labels(site).inc()
-                    self.revenue.labels(site, fact.currency or "").inc(float(fact.value))
+                    orders[site] += 1
+                    key = (site, fact.currency or "")
+                    revenue[key] = revenue.get(key, Decimal(0)) + fact.value
                 case CartChanged():
-                    self.carts.labels(site, fact.status.name.lower()).inc()
+                    carts[site, fact.status] += 1
+        for (site, stage), n in entries.items():
+            self.stage_entries.labels(site, stage.name.lower()).inc(n)
+        for site, n in orders.items():
+            self.orders.labels(site).inc(n)
+        for (site, currency), value in revenue.items():
+            self.revenue.labels(site, currency).inc(float(value))
+        for (site, status), n in carts.items():
+            self.carts.labels(site, status.name.lower()).inc(n)
         label = str(partition)
         if result.watermark_ms is not None:
             self.watermark.labels(label).set(result.watermark_ms / 1000)

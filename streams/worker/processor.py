@@ -158,6 +158,9 @@ class FunnelProcessor:
                     *(read_outcome(keep, keep, done) for keep in fresh.forwarded_mask),
                 ]
                 results.append((partition, result))
+                # The previous batch's durable step runs on this loop too: each of its awaits
+                # (insert done, records handed over) waits for a turn, so give it one here.
+                await asyncio.sleep(0)
             return Processed(outcomes, self._stage(results))
 
     def _add_raw(
