@@ -17,16 +17,16 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.insert import InsertContext
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from sinks.errors import translate
+from sinks.errors import SinkError, translate
 from sinks.retry import Backoff
 from sinks.tables import COLUMNS, ordered_columns
 
@@ -122,6 +122,29 @@ class BatchSink:
         self._contexts: dict[str, InsertContext] = {}
         # chDB is synchronous and single-path: every call goes through this one thread.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+        self._opening: Future[Client] | None = None
+
+    @classmethod
+    def opening(
+        cls, open_client: Callable[[], Client], *, database: str, metrics: SinkMetrics
+    ) -> BatchSink:
+        """A sink whose client `open_client` makes (connect, migrate) as the sink thread's first
+        job, while the caller goes on starting up (the worker: through its group join). Every
+        call waits for it; `opened()` says how it went; `close()` closes that client too."""
+        # No client yet: calls take the opening job's (`_open_client`).
+        sink = cls(cast(Client, None), database=database, metrics=metrics)
+        sink._opening = sink._executor.submit(open_client)
+        return sink
+
+    def wait_opened(self) -> None:
+        """Block until the client is open (raise if it could not be): other clients of the same
+        ClickHouse wait for its migrations. Never on the event loop."""
+        if self._opening is not None:
+            self._opening.result()
+
+    async def opened(self) -> None:
+        """Return once the client is open; raise, not retriable, if it could not be."""
+        await self.run(lambda client: None)
 
     def add(self, table: str, row: Sequence[Any]) -> None:
         self._rows[table].append(row)
@@ -161,10 +184,22 @@ class BatchSink:
     async def run(self, call: Callable[[Client], Any]) -> Any:
         """Run a client call on the sink's thread (reports use clients of their own)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, call, self._client)
+        return await loop.run_in_executor(self._executor, lambda: call(self._open_client()))
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        if self._opening is not None and self._opening.exception() is None:
+            self._opening.result().close()
+
+    def _open_client(self) -> Client:
+        """On the sink's thread, where opening was the first job, so it is done by now."""
+        if self._opening is None:
+            return self._client
+        try:
+            return self._opening.result()
+        except Exception as exc:
+            # Not retriable: the same failure would only be raised again.
+            raise SinkError(f"ClickHouse could not be opened: {exc!r}", retriable=False) from exc
 
     def _seal(self, table: str) -> None:
         if self._rows[table]:

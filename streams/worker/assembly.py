@@ -155,6 +155,9 @@ def build_worker_app(
         faust_overrides=faust_overrides,
     )
     add_spend_agent(app, settings, sink=sink, registry=registry, clock=clock, fatal=fatal)
+    # ClickHouse opens while the worker joins its group; a worker that cannot write stops now,
+    # not at its first batch (a quiet topic may have none for long).
+    app.task(guarded(sink.opened, fatal, "ClickHouse start-up", stopping=lambda: app.should_stop))
     return app
 
 

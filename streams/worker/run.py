@@ -11,6 +11,7 @@ from typing import Any
 
 import faust
 import uvloop
+from clickhouse_connect.driver.client import Client
 from prometheus_client import CollectorRegistry, start_http_server
 
 from sinks.batch import BatchSink, SinkMetrics
@@ -51,19 +52,26 @@ def run_migrations(settings: Settings) -> list[str]:
 
 @contextlib.contextmanager
 def clickhouse_sink(settings: Settings, registry: CollectorRegistry) -> Iterator[BatchSink]:
-    """The worker's sink over a migrated ClickHouse client. Both are closed on the way out,
+    """The worker's sink, opening and migrating its client on its own thread meanwhile (the
+    group join takes seconds); every write waits for that. Both are closed on the way out,
     however the worker ends (Faust ends it with SystemExit): the sink's thread, then the client."""
     config = clickhouse_config(settings)
-    client = connect(config)
-    try:
-        migrate(client, config, now=datetime.now(UTC))
-        sink = BatchSink(client, database=config.database, metrics=SinkMetrics.create(registry))
+
+    def open_migrated() -> Client:
+        client = connect(config)
         try:
-            yield sink
-        finally:
-            sink.close()
+            migrate(client, config, now=datetime.now(UTC))
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    metrics = SinkMetrics.create(registry)
+    sink = BatchSink.opening(open_migrated, database=config.database, metrics=metrics)
+    try:
+        yield sink
     finally:
-        client.close()
+        sink.close()
 
 
 def run_worker(settings: Settings) -> None:
@@ -85,9 +93,12 @@ def run_worker(settings: Settings) -> None:
             faust_overrides=faust_flavor_settings(settings),
         )
         config = clickhouse_config(settings)
-        queries = QueryPool(
-            lambda: connect(config, create_database=False), limit=settings.report_max_concurrent
-        )
+
+        def query_client() -> Client:
+            sink.wait_opened()  # the tables exist only once the sink's client has migrated
+            return connect(config, create_database=False)
+
+        queries = QueryPool(query_client, limit=settings.report_max_concurrent)
         services = report_services(settings, queries)
         worker = faust_worker(app, *services, loglevel=settings.log_level)
         tune_gc()
