@@ -84,7 +84,7 @@ def create_app(
     async def ingest(records: Sequence[Record]) -> asyncio.Future[None]:
         try:
             with metrics.batch_seconds.time():
-                step = await ingestion.handle([_raw(record) for record in records])
+                step = await ingestion.handle(_raws(records))
         except Exception as error:
             stop(error)
         return asyncio.ensure_future(durable(step))
@@ -95,18 +95,18 @@ def create_app(
     return app
 
 
-def _raw(record: Record) -> RawMessage:
-    # Positional: this runs for every message, and keywords cost twice as much.
-    return RawMessage(
-        record.topic,
-        record.partition,
-        record.offset,
-        record.timestamp,
-        record.key,
-        # A tombstone (no value) is bad input like any other: it fails as "not JSON".
-        record.value or b"",
-        _headers(record.headers),
-    )
+def _raws(records: Sequence[Record]) -> list[RawMessage]:
+    # tuple.__new__ skips the NamedTuple's Python-level __new__: this runs for every message.
+    make = tuple.__new__
+    return [
+        make(RawMessage, (
+            r.topic, r.partition, r.offset, r.timestamp, r.key,
+            # A tombstone (no value) is bad input like any other: it fails as "not JSON".
+            r.value or b"",
+            _headers(r.headers) if r.headers else (),
+        ))
+        for r in records
+    ]  # fmt: skip
 
 
 def raw_message(event: faust.EventT[bytes]) -> RawMessage:

@@ -20,7 +20,14 @@ from typing import Any
 
 import faust
 
+from streams.kafka.producer import key_hash
 from streams.worker.faust_batches import kafka_producer
+
+# Lists: aiokafka's compiled record batches take no other sequence.
+Headers = list[tuple[str, bytes]]
+_NO_HEADERS: Headers = []  # shared by every record without headers; aiokafka only reads it
+# A record for `send_spread`: (partition hint for no key, key, value, headers).
+SpreadRecord = tuple[int, bytes | None, bytes, Headers]
 
 
 class DeliveryError(Exception):
@@ -56,13 +63,33 @@ class Publisher:
     ) -> None:
         """Send `records` (key, value; None deletes) to one partition in as few record batches as
         the producer's batch size allows: one delivery to await per batch, not per record."""
+        await self._send_batches(topic, partition, ((k, v, _NO_HEADERS) for k, v in records))
+
+    async def send_spread(self, topic: str, records: Sequence[SpreadRecord]) -> None:
+        """Send `records` where the producer's partitioner would put them (a key's murmur2; an
+        unkeyed record by its hint, there at random), as record batches per partition."""
+        partitions = len(await kafka_producer(self._app).partitions_for(topic))
+        by_partition: dict[int, list[tuple[bytes | None, bytes, Headers]]] = {}
+        for hint, key, value, headers in records:
+            at = (hint if key is None else key_hash(key)) % partitions
+            by_partition.setdefault(at, []).append((key, value, headers))
+        for partition, part in by_partition.items():
+            await self._send_batches(topic, partition, part)
+
+    async def _send_batches(
+        self,
+        topic: str,
+        partition: int,
+        records: Iterable[tuple[bytes | None, bytes | None, Headers]],
+    ) -> None:
         producer = kafka_producer(self._app)
         batch = producer.create_batch()
-        for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:  # full
+        for key, value, headers in records:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
                 await self._track(topic, producer.send_batch(batch, topic, partition=partition))
                 batch = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)  # a first record always fits
+                # A first record always fits.
+                batch.append(key=key, value=value, timestamp=None, headers=headers)
         if batch.record_count():
             await self._track(topic, producer.send_batch(batch, topic, partition=partition))
 

@@ -1,4 +1,4 @@
-"""`Publisher.send_batch` through Faust's own producer to the real broker: records reach their
+"""`Publisher.send_batch` and `send_spread` through Faust's own producer to the real broker: records reach their
 partition in order, split over several record batches when they outgrow one, tombstones
 included, and `delivered()` waits for every batch."""
 
@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.kafka.topics import create_topics
 from streams.local.embedded_broker import EmbeddedBroker
-from streams.worker.publisher import Publisher
+from streams.worker.publisher import Publisher, SpreadRecord
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +60,57 @@ def test_a_batch_of_records_lands_whole_and_in_order(
     asyncio.run(scenario())
     received = asyncio.run(read(broker.bootstrap, topic, len(records)))
     assert received == [(PARTITION, key, value) for key, value in records]
+
+
+def test_spread_records_land_where_the_producer_would_put_them_with_their_headers(
+    broker: EmbeddedBroker, unique_topic: Callable[[str], str]
+) -> None:
+    spread, single = unique_topic("dlq-spread"), unique_topic("dlq-single")
+    asyncio.run(create_topics(broker.bootstrap, {spread: 4, single: 4}))
+    keys = [f"session-{i}".encode() for i in range(40)]
+    records: list[SpreadRecord] = [
+        *((7, key, b"keyed %d" % i, [("reason", b"%d" % i)]) for i, key in enumerate(keys)),
+        *((hint, None, b"unkeyed %d" % hint, [("reason", b"none")]) for hint in range(6)),
+    ]
+
+    async def scenario() -> None:
+        app = faust.App("publisher-spread", broker=f"kafka://{broker.bootstrap}")
+        await app.producer.start()
+        try:
+            publisher = Publisher(app)
+            await publisher.send_spread(spread, records)
+            for key in keys:  # one at a time, partitioned by the producer itself
+                await publisher.send(single, key=key, value=key)
+            await publisher.delivered()
+        finally:
+            await app.producer.stop()
+
+    asyncio.run(scenario())
+    got = asyncio.run(read_with_headers(broker.bootstrap, spread, len(records)))
+    producer_partition = {
+        key: partition for partition, key, _ in asyncio.run(read(broker.bootstrap, single, 40))
+    }
+    for i, key in enumerate(keys):
+        assert got[b"keyed %d" % i] == (producer_partition[key], key, [("reason", b"%d" % i)])
+    for hint in range(6):
+        assert got[b"unkeyed %d" % hint] == (hint % 4, None, [("reason", b"none")])
+
+
+async def read_with_headers(
+    bootstrap: str, topic: str, expected: int
+) -> dict[bytes, tuple[int, bytes | None, list[tuple[str, bytes]]]]:
+    """Each record by value: (partition, key, headers); values must be unique."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: dict[bytes, tuple[int, bytes | None, list[tuple[str, bytes]]]] = {}
+    try:
+        async with asyncio.timeout(30):
+            while len(records) < expected:
+                for tp, batch in (await consumer.getmany(timeout_ms=1000)).items():
+                    for r in batch:
+                        records[r.value or b""] = (tp.partition, r.key, list(r.headers))
+    finally:
+        await consumer.stop()
+    return records

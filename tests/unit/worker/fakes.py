@@ -18,7 +18,7 @@ from streams.funnel.rules import FunnelRules, SessionLimits
 from streams.worker.funnel_metrics import FunnelMetrics, SiteLabels
 from streams.worker.ingest import Accepted, PartitionBatch, RawMessage
 from streams.worker.processor import FunnelProcessor, Topics
-from streams.worker.publisher import Deliveries
+from streams.worker.publisher import Deliveries, SpreadRecord
 from streams.worker.repartition import Repartitioner, RepartitionMetrics
 
 Journal = list[tuple[Any, ...]]
@@ -74,6 +74,10 @@ class RecordingPublisher:
     ) -> None:
         for key, value in records:
             await self.send(topic, key=key, value=value, partition=partition)
+
+    async def send_spread(self, topic: str, records: Sequence[SpreadRecord]) -> None:
+        for _hint, key, value, headers in records:  # the partition is the producer's choice
+            await self.send(topic, key=key, value=value, headers=list(headers))
 
     def detach(self) -> Deliveries:
         self.journal.append(("detach",))
