@@ -8,7 +8,6 @@ JSON lines untouched through `send_lines`, because rejecting bad input is the wo
 from __future__ import annotations
 
 import asyncio
-import functools
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -20,9 +19,9 @@ from typing import Any, Protocol, Self
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 
 from schemas.event import Device, EventType, Item
+from streams.kafka.key_hash import key_hash
 
 # Bounds how many delivery futures (and the payloads they pin) are alive at once when a
 # caller streams an unbounded iterable, e.g. `funnel send` reading stdin.
@@ -124,17 +123,6 @@ def _chunks(
     iterator = iter(pairs)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
-
-@functools.lru_cache(maxsize=65_536)
-def key_hash(key: bytes) -> int:
-    """Kafka's default key hash (murmur2, sign bit cleared), as Java clients and Faust use: a
-    keyed record goes to partition key_hash(key) % partitions.
-
-    Cached because a session's key repeats for each of its events (aiokafka's murmur2 is pure
-    Python).
-    """
-    return int(murmur2(key)) & 0x7FFFFFFF
 
 
 def _translate(error: BaseException) -> ProduceError:

@@ -20,7 +20,7 @@ from streams.funnel.facts import CartChanged, CartStatus, Fact
 from streams.funnel.partition import BatchResult
 from streams.worker.abandoned_carts import abandoned_cart_message
 from streams.worker.funnel_metrics import FunnelMetrics
-from streams.worker.publisher import Deliveries, Publisher
+from streams.worker.publisher import Deliveries, Publisher, SpreadRecord
 from streams.worker.sink_rows import fact_columns
 from streams.worker.table_store import ChangelogRecords
 
@@ -107,10 +107,10 @@ class BatchCommitter:
             )
 
     async def _publish(self, facts: Sequence[Fact]) -> None:
-        for fact in facts:
-            if isinstance(fact, CartChanged) and fact.status is CartStatus.ABANDONED:
-                await self._publisher.send(
-                    self._abandoned_topic,
-                    key=fact.session_id.encode(),
-                    value=abandoned_cart_message(fact),
-                )
+        abandoned: list[SpreadRecord] = [
+            (0, fact.session_id.encode(), abandoned_cart_message(fact), [])
+            for fact in facts
+            if isinstance(fact, CartChanged) and fact.status is CartStatus.ABANDONED
+        ]
+        if abandoned:
+            await self._publisher.send_spread(self._abandoned_topic, abandoned)

@@ -20,7 +20,7 @@ from typing import Any
 
 import faust
 
-from streams.kafka.producer import key_hash
+from streams.kafka.key_hash import key_hash
 from streams.worker.faust_batches import kafka_producer
 
 # Lists: aiokafka's compiled record batches take no other sequence.

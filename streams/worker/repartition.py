@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from schemas.event import Event
 from streams.funnel.progress import SourceProgress
-from streams.kafka.producer import key_hash
+from streams.kafka.key_hash import key_hash
 from streams.worker.publisher import Publisher
 
 MARKER_HEADER = "funnel.progress"  # b"<source partition>:<source watermark ms>"

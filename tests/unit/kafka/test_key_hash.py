@@ -1,0 +1,20 @@
+"""Our murmur2 is Kafka's: byte for byte what aiokafka's reference copy (and so Faust's and the
+Java client's partitioner) computes, for every length and tail."""
+
+from __future__ import annotations
+
+from aiokafka.partitioner import murmur2 as reference
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.kafka.key_hash import key_hash, murmur2
+
+
+@given(st.binary(max_size=200))
+def test_murmur2_is_kafkas(data: bytes) -> None:
+    assert murmur2(data) == reference(data)
+
+
+def test_key_hash_clears_the_sign_bit_for_every_tail_length() -> None:
+    for key in (b"", b"a", b"ab", b"abc", b"abcd", b"\xff\xfe\xfd\xfc\xfb"):
+        assert key_hash(key) == reference(key) & 0x7FFFFFFF
