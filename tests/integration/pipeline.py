@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
+from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 
 from streams.kafka.producer import EventProducer
@@ -166,3 +169,24 @@ def query(
 async def produce(bootstrap: str, topic: str, messages: Iterable[SimulatedMessage]) -> int:
     async with EventProducer(bootstrap, topic) as producer:
         return await producer.send_raw_many((m.key, m.value) for m in messages)
+
+
+async def read_all(bootstrap: str, topic: str, count: int) -> list[object]:
+    """The records of `topic` from the start: `count` of them, and any more a second later."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
+        fetch_max_bytes=8 * 1024 * 1024, max_partition_fetch_bytes=4 * 1024 * 1024,
+    )  # fmt: skip
+    await consumer.start()
+    records: list[object] = []
+    try:
+        async with asyncio.timeout(60):
+            while len(records) < count:
+                batches = await consumer.getmany(timeout_ms=500)
+                records.extend(itertools.chain.from_iterable(batches.values()))
+        # Anything beyond `count` would be a duplicate (dead letter, abandoned cart): let it show.
+        extra = await consumer.getmany(timeout_ms=1000)
+        records.extend(itertools.chain.from_iterable(extra.values()))
+    finally:
+        await consumer.stop()
+    return records

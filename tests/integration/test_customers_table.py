@@ -28,9 +28,13 @@ from streams.report.customers import CustomersRequest
 from streams.report.customers_view import customers_document, render_customers
 from streams.report.segments import SEGMENTS, ScoreBounds
 from streams.worker.sink_rows import fact_row
-from tests.integration.test_customers import expected, monthly_cohorts, segment
-from tests.integration.test_customers_worker import SUMMARY
-from tests.integration.test_marketing import BASE, SITE, simulated_events
+from tests.integration.customers_reference import (
+    SUMMARY,
+    expected_customers,
+    monthly_cohorts,
+    segment,
+)
+from tests.integration.kpi_events import BASE, SITE, simulated_events
 from tests.unit.funnel.reference import reference
 
 pytestmark = pytest.mark.integration
@@ -48,7 +52,7 @@ def document(client: Client, as_of: datetime) -> dict[str, Any]:
 
 def assert_reference(client: Client, events: list[Any], as_of: datetime) -> dict[str, Any]:
     got = document(client, as_of)
-    exp = expected(events, as_of)
+    exp = expected_customers(events, as_of)
     assert {k: got[k] for k in SUMMARY} == {k: exp[k] for k in SUMMARY}, as_of
     assert got["cohorts"] == monthly_cohorts(exp, as_of), as_of
     counts = {row["segment"]: row["customers"] for row in got["segments"]}
@@ -152,7 +156,7 @@ def test_fixed_thresholds_score_and_segment_as_the_reference(tmp_path: Path) -> 
                 got[line["user_id"]] = (name, tuple(int(line[k]) for k in ("r", "f", "m", "l")))
     finally:
         client.close()
-    exp = expected(events, as_of)
+    exp = expected_customers(events, as_of)
     want = {}
     for user, measures in exp["measures"].items():
         scores = tuple(by_cuts(dim, v) for dim, v in zip(CUTS, measures, strict=True))

@@ -27,15 +27,11 @@ from streams.local.embedded_broker import EmbeddedBroker
 from streams.local.ports import free_port
 from streams.report.segments import SEGMENTS
 from streams.sim.generator import SimulatedMessage
-from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce
-from tests.integration.test_customers import expected
-from tests.integration.test_marketing import BASE, SITE, simulated_events
-from tests.integration.test_marketing_worker import event_json, watermarks_past
+from tests.integration.customers_reference import SUMMARY, expected_customers
+from tests.integration.kpi_events import BASE, SITE, event_json, simulated_events
+from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce, watermarks_past
 
 pytestmark = pytest.mark.integration
-
-SUMMARY = ("customers", "guest_orders", "repeat_customers", "repeat_purchase_rate",
-           "orders_per_customer", "aov", "historical_clv", "clv_to_aov")  # fmt: skip
 
 
 def get(port: int, params: dict[str, str]) -> bytes:
@@ -87,6 +83,6 @@ def test_segments_survive_a_killed_worker(
             segments |= {row["user_id"]: segment for row in csv.DictReader(io.StringIO(text))}
     finally:
         assert worker.stop() == 0, worker.log_tail()
-    reference = expected(events, as_of)
+    reference = expected_customers(events, as_of)
     assert {key: document[key] for key in SUMMARY} == {key: reference[key] for key in SUMMARY}
     assert segments == reference["segments"]

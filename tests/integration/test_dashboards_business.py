@@ -13,10 +13,10 @@ from sinks.customer_queries import CustomersQuery, query_customers
 from sinks.marketing_queries import MarketingQuery, Sold, Spend, query_marketing
 from streams.report.customers import cohorts
 from streams.report.segments import score
-from tests.integration.test_dashboards import FULL, SITE, chdb, panel
+from tests.integration.grafana_panels import FULL, SITE, chdb, panel
 
 pytestmark = pytest.mark.integration
-__all__ = ["chdb"]  # the fixture, shared with the dashboard tests
+__all__ = ["chdb"]  # the fixture (grafana_panels): pytest finds it by its name here
 
 
 def test_marketing_numbers_equal_funnel_marketing(chdb: Client) -> None:

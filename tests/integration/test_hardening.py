@@ -32,8 +32,14 @@ from streams.local.embedded_broker import EmbeddedBroker
 from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 from streams.worker.fatal import EXIT_FATAL
 from tests.integration.exactness import Answer, answer_of, assert_same, stored_answer
-from tests.integration.pipeline import PipelineConfig, WorkerProcess, clickhouse, produce, query
-from tests.integration.test_ingestion import read_all
+from tests.integration.pipeline import (
+    PipelineConfig,
+    WorkerProcess,
+    clickhouse,
+    produce,
+    query,
+    read_all,
+)
 from tests.unit.funnel.reference import reference
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
 from streams.worker.dead_letters import MAX_DEAD_LETTER_PAYLOAD
-from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce, query
+from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce, query, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -45,26 +45,6 @@ EXPECTED_REASONS: dict[str, set[str]] = {
     "bad_country": {"invalid_value"},
     "bad_event_id": {"invalid_value"},
 }
-
-
-async def read_all(bootstrap: str, topic: str, count: int) -> list[object]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
-        fetch_max_bytes=8 * 1024 * 1024, max_partition_fetch_bytes=4 * 1024 * 1024,
-    )  # fmt: skip
-    await consumer.start()
-    records: list[object] = []
-    try:
-        async with asyncio.timeout(60):
-            while len(records) < count:
-                batches = await consumer.getmany(timeout_ms=500)
-                records.extend(itertools.chain.from_iterable(batches.values()))
-        # Anything beyond `count` would be a duplicate dead letter: give it a chance to show.
-        extra = await consumer.getmany(timeout_ms=1000)
-        records.extend(itertools.chain.from_iterable(extra.values()))
-    finally:
-        await consumer.stop()
-    return records
 
 
 async def read_at(bootstrap: str, topic: str, partition: int, offset: int) -> bytes:

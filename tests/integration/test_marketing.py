@@ -11,7 +11,6 @@ nothing.
 from __future__ import annotations
 
 import io
-import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +20,6 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from schemas.event import Event, EventType
 from schemas.spend import SpendRow
 from sinks.clickhouse import ClickHouseConfig, connect, migrate
 from sinks.marketing_queries import Attribution, MarketingQuery, query_marketing
@@ -31,58 +29,11 @@ from streams.funnel.rules import FunnelRules
 from streams.report.marketing import MarketingRequest, marketing_document
 from streams.report.marketing_view import marketing_table
 from streams.worker.sink_rows import fact_row
-from tests.integration.marketing_reference import comparable, expected_marketing, ms
+from tests.integration.kpi_events import BASE, DAYS, SITE, simulated_events
+from tests.integration.marketing_reference import comparable, expected_marketing
 from tests.unit.funnel.reference import reference
 
 pytestmark = pytest.mark.integration
-
-BASE = datetime(2026, 3, 2, tzinfo=UTC)
-SITE = "shop-m"
-DAYS = 45
-# Spelled as storefronts send them: case and spaces differ, normalisation joins them.
-CHANNELS = [
-    ("Google", "BF"), (" google ", "spring"), ("facebook", "bf"), ("", ""), ("newsletter", ""),
-    ("Facebook\t", ""), ("google", ""),
-]  # fmt: skip
-USERS = [f"u{i}" for i in range(40)]
-
-
-def simulated_events(seed: int = 7) -> list[Event]:
-    rng = random.Random(seed)
-    events: list[Event] = []
-    for n in range(700):
-        site = SITE if n % 10 else "shop-other"
-        sid = f"s{n}"
-        at = ms(BASE) + rng.randrange(DAYS * 86_400_000)
-        user = rng.choice(USERS) if rng.random() < 0.75 else None
-        source, campaign = rng.choice(CHANNELS)
-        common: dict[str, Any] = {
-            "site_id": site, "session_id": sid, "user_id": user,
-            "utm_source": source or None, "utm_campaign": campaign or None,
-        }  # fmt: skip
-        events.append(Event(f"{sid}-pv", EventType.PAGE_VIEW, at, **common))
-        if rng.random() < 0.4:
-            at += rng.randrange(1_000, 900_000)
-            events.append(Event(f"{sid}-co", EventType.CHECKOUT, at, **common))
-            at += rng.randrange(1_000, 900_000)
-            value = Decimal(rng.randrange(500, 40_000)) / 100
-            currency = "EUR" if rng.random() < 0.7 else "USD"
-            purchase = Event(
-                f"{sid}-buy", EventType.PURCHASE, at, **common,
-                value=value, currency=currency, order_id=f"o{n}",
-            )  # fmt: skip
-            events.append(purchase)
-            if rng.random() < 0.2:  # the same event delivered twice
-                events.append(purchase)
-            if rng.random() < 0.1:  # the order retried later from another session, new event id
-                retry = f"{sid}-retry"
-                later = at + rng.randrange(60_000, 3_600_000)
-                events.append(Event(f"{retry}-pv", EventType.PAGE_VIEW, later - 500,
-                                    **common | {"session_id": retry}))  # fmt: skip
-                events.append(Event(f"{retry}-buy", EventType.PURCHASE, later,
-                                    **common | {"session_id": retry}, value=value,
-                                    currency=currency, order_id=f"o{n}"))  # fmt: skip
-    return events
 
 
 def spend_csv(cost_of: dict[tuple[date, str, str], str] | None = None) -> str:

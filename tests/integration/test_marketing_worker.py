@@ -23,16 +23,21 @@ from urllib.parse import urlencode
 import orjson
 import pytest
 
-from schemas.event import Event
 from schemas.spend import SpendRow, decode_spend
 from streams.funnel.rules import FunnelRules
 from streams.kafka.topics import create_topics
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.local.ports import free_port
 from streams.sim.generator import SimulatedMessage
+from tests.integration.kpi_events import BASE, DAYS, SITE, event_json, simulated_events
 from tests.integration.marketing_reference import comparable, expected_marketing
-from tests.integration.pipeline import PipelineConfig, WorkerProcess, produce, query
-from tests.integration.test_marketing import BASE, DAYS, SITE, simulated_events
+from tests.integration.pipeline import (
+    PipelineConfig,
+    WorkerProcess,
+    produce,
+    query,
+    watermarks_past,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -45,19 +50,6 @@ CUSTOMERS = {
     "site": SITE, "as_of": (BASE + timedelta(days=40)).isoformat(), "cohorts": "month",
     "segments": "1",
 }  # fmt: skip
-
-
-def event_json(e: Event) -> bytes:
-    doc: dict[str, Any] = {
-        "event_id": e.event_id, "event_type": e.event_type.value,
-        "occurred_at": e.occurred_at_ms, "site_id": e.site_id, "session_id": e.session_id,
-    }  # fmt: skip
-    for name in ("user_id", "utm_source", "utm_campaign", "currency", "order_id"):
-        if getattr(e, name) is not None:
-            doc[name] = getattr(e, name)
-    if e.value is not None:
-        doc["value"] = str(e.value)
-    return orjson.dumps(doc)
 
 
 def spend_messages() -> list[dict[str, Any]]:
@@ -178,14 +170,6 @@ def test_spend_topic_and_endpoint_equal_the_reference(
     assert sum(s["customers"] for s in customers["segments"]) == customers["customers"]
     cli = ["--site", SITE, "--as-of", CUSTOMERS["as_of"], "--cohorts", "month", "--segments"]
     assert via_cli(env, {}, command="customers", args=cli) == customers
-
-
-def watermarks_past(worker: WorkerProcess, bound_s: float) -> Callable[[], bool]:
-    def check() -> bool:
-        marks = [v for (n, _), v in worker.metrics().items() if n == "funnel_watermark_seconds"]
-        return len(marks) == 4 and min(marks) >= bound_s
-
-    return check
 
 
 def worker_total_invalid(data_dir: Path, topic: str) -> list[tuple[Any, ...]]:

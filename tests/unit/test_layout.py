@@ -3,6 +3,7 @@
 - imports point one way between the rooms (STYLE.md 1 and 11): production code never imports
   local tooling, the report never imports the worker, the benchmark never imports the demo, the
   engine stays pure, `schemas` imports nothing of ours and `sinks` only `schemas`;
+- a test module never imports another: what tests share lives in helper modules (not test_*);
 - modules stay small (about 300 lines) and functions short (80 lines).
 """
 
@@ -122,6 +123,47 @@ def test_the_import_check_catches_a_wrong_way_import(
     module: str, source: str, expected: list[str]
 ) -> None:
     assert violations(module, source) == expected
+
+
+def imported_test_modules(module: str, source: str, *, is_package: bool = False) -> list[str]:
+    """The test modules (`tests.….test_*`) a module under tests/ imports, helpers included."""
+    found = set()
+    for name in imports(ast.parse(source), module, is_package):
+        parts = name.split(".")
+        hits = [i for i, part in enumerate(parts) if part.startswith("test_")]
+        if parts[0] == "tests" and hits:
+            found.add(".".join(parts[: hits[0] + 1]))
+    return sorted(f"{module} imports {name}" for name in found)
+
+
+def test_no_module_imports_a_test_module() -> None:
+    found = []
+    for path in source_files("tests"):
+        found += imported_test_modules(
+            module_name(path), path.read_text(), is_package=path.name == "__init__.py"
+        )
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "expected"),
+    [
+        ("tests.integration.test_a", "from tests.integration.test_b import X",
+         ["tests.integration.test_a imports tests.integration.test_b"]),
+        ("tests.integration.test_a", "from .test_b import X",
+         ["tests.integration.test_a imports tests.integration.test_b"]),
+        ("tests.integration.test_a", "from tests.integration import test_b",
+         ["tests.integration.test_a imports tests.integration.test_b"]),
+        ("tests.unit.helper", "def f():\n    import tests.unit.funnel.test_b",
+         ["tests.unit.helper imports tests.unit.funnel.test_b"]),
+        ("tests.integration.test_a", "from tests.integration.pipeline import produce", []),
+        ("tests.unit.test_a", "from streams.worker import test_hooks", []),
+    ],
+)  # fmt: skip
+def test_the_test_import_check_catches_a_test_module_import(
+    module: str, source: str, expected: list[str]
+) -> None:
+    assert imported_test_modules(module, source) == expected
 
 
 def long_functions(tree: ast.AST) -> Iterator[tuple[str, int]]:

@@ -22,8 +22,8 @@ from streams.funnel.partition import Outcome, PartitionFunnel
 from streams.funnel.progress import SourceProgress
 from streams.funnel.store import PROGRESS_KEY, WATERMARK_KEY
 from tests.unit.funnel.builders import DAY_MS, T0, DictStore
+from tests.unit.funnel.deliveries import RULES, Delivery, deliveries, identity
 from tests.unit.funnel.reference import reference
-from tests.unit.funnel.test_properties import RULES, Delivery, deliveries, identity
 
 L = RULES.lateness_ms
 N = 3
