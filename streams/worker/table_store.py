@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.stores.memory import Store as MemoryStore
 
 from streams.worker.publisher import Publisher
 
@@ -38,6 +39,7 @@ class ChangelogRecords:
 class StagedTableStore:
     def __init__(self, table: faust.types.TableT[Any, Any], partition: int) -> None:
         self._table = table
+        self._data = local_dict(table)
         self._partition = partition
         # One table holds every partition; the prefix keeps a partition's keys together.
         self._prefix = f"{partition}|"
@@ -49,8 +51,7 @@ class StagedTableStore:
     def get(self, key: str) -> bytes | None:
         if key in self._staged:
             return self._staged[key]
-        value: bytes | None = self._table.data.get(self._table_key(key))
-        return value
+        return self._data.get(self._table_key(key))
 
     def put(self, key: str, value: bytes) -> None:
         self._staged[key] = value
@@ -60,14 +61,14 @@ class StagedTableStore:
 
     def items(self) -> Iterator[tuple[str, bytes]]:
         prefix = self._prefix.encode()
-        for table_key, value in list(self._table.data.items()):
+        for table_key, value in list(self._data.items()):
             if table_key.startswith(prefix):
                 yield table_key[len(prefix) :].decode(), value
 
     def apply(self) -> ChangelogRecords:
         """Write the staged changes to the local table at once (the next batch reads them) and
         return their changelog records, to be sent once the batch's rows are flushed."""
-        data = self._table.data
+        data = self._data
         records: list[tuple[bytes, bytes | None]] = []
         for key, value in self._staged.items():
             table_key = self._table_key(key)
@@ -92,6 +93,16 @@ def keep_only(table: faust.types.TableT[Any, Any], partitions: set[int]) -> None
     Not at revocation: Faust revokes every partition at each rebalance, then recovers a kept
     partition only from where its last recovery stopped, so its keys must survive.
     """
-    data = table.data
+    data = local_dict(table)
     for table_key in [k for k in data if int(k.split(b"|", 1)[0]) not in partitions]:
         data.pop(table_key, None)
+
+
+def local_dict(table: faust.types.TableT[Any, Any]) -> dict[bytes, bytes]:
+    """The dict inside the table's memory store (the worker's tables are `memory://`), which
+    Faust's recovery also writes in place: used directly, since the store's mapping layers cost
+    more than the lookups (and a raised KeyError for every session not seen yet)."""
+    store = table.data
+    if not isinstance(store, MemoryStore) or not isinstance(store.data, dict):
+        raise TypeError(f"the worker's table needs Faust's memory store, not {type(store)}")
+    return store.data
