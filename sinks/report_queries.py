@@ -10,7 +10,10 @@ them, so each query deduplicates by the table's key itself and is exact before a
   by ``version``);
 - late events: distinct (session_id, event_id);
 - dead letters: one per source position, at its latest ``rejected_at`` (the row a merge keeps,
-  since a replay rejects again later).
+  since a replay rejects again later);
+- bounces: raw events, one per (session_id, event_id); ``events_raw`` has no session start, so
+  an id's counted events are cut into sessions where, in time order, they are more than the
+  retention apart: the engine's own split, from event times alone (see ``_bounces``).
 
 Time ranges are half-open, [start, end). Values are bound parameters; the only text spliced in
 is the database (a validated identifier) and a breakdown column (from a closed list).
@@ -107,12 +110,18 @@ def ceil_ms(moment: datetime) -> int:
     return -((_EPOCH - moment) // _MS)
 
 
-def query_report(client: Client, database: str, query: ReportQuery) -> ReportCounts:
-    """All report numbers for one site and range; run it on the sink's thread in a worker."""
+def query_report(
+    client: Client, database: str, query: ReportQuery, *, retention_ms: int
+) -> ReportCounts:
+    """All report numbers for one site and range; run it on the sink's thread in a worker.
+
+    ``retention_ms``: the worker's ``FunnelRules.retention_ms``, the event-time gap after which a
+    session id starts a new session (the bounce figures cut sessions by it)."""
     params = {
         "site": query.site_id,
         "start_ms": ceil_ms(query.start),
         "end_ms": ceil_ms(query.end),
+        "retention_ms": retention_ms,
     }
     total = _funnel_counts(client, database, _WHOLE_SITE, params).get("", EMPTY)
     breakdown: tuple[Segment, ...] = ()
@@ -217,22 +226,40 @@ def _bounces(
     """(viewed, bounced, page views) of the sessions whose first page view is in the range.
 
     From the raw events that counted (not late, not capped), so a second event that arrived late but
-    within the lateness bound keeps its session from bouncing; replays collapse on event_id."""
+    within the lateness bound keeps its session from bouncing; replays collapse on event_id.
+    events_raw has no session start, so sessions are cut here from event times: the engine starts
+    a new session of an id at an accepted event more than the retention after the session's latest
+    (``starts_anew``), and takes anything before the old session's close as late. An accepted
+    event is at most the lateness (below the retention) behind those accepted before it, so
+    arrival order hides no gap: the engine cuts exactly where counted events, in time order, are
+    more than the retention apart. Not so for events accepted behind one more than the retention
+    ahead that moved no watermark (future-dated, or forwarded by a repartition): the engine keeps
+    them in its session."""
     views_in_range = (
         f"SELECT session_id FROM {db}.events_raw WHERE site_id = {{site:String}}"
         f" AND event_type = 'page_view' AND NOT late AND NOT capped"
         f" AND {_IN_RANGE.format(column='occurred_at')}"
     )
+    counted = (
+        "SELECT session_id, event_id, min(occurred_at) AS at,"
+        f" argMin(event_type, occurred_at) AS kind, argMin({key}, occurred_at) AS dim"
+        f" FROM {db}.events_raw"
+        " WHERE site_id = {site:String} AND NOT late AND NOT capped"
+        f" AND session_id IN ({views_in_range}) GROUP BY session_id, event_id"
+    )
+    by_time = "PARTITION BY session_id ORDER BY at, event_id ROWS UNBOUNDED PRECEDING"
+    gap = "toUnixTimestamp64Milli(at) - toUnixTimestamp64Milli(previous)"
+    numbered = (  # a session's number within its id: how many cuts precede its events
+        f"SELECT session_id, at, kind, dim, sum(toUInt8({gap} > {{retention_ms:Int64}}))"
+        f"  OVER ({by_time}) AS session_no FROM ("
+        f"  SELECT *, lagInFrame(at, 1, at) OVER ({by_time}) AS previous FROM ({counted}))"
+    )
     rows = _rows(
         client,
         "SELECT key, count(), countIf(events = 1 AND views = 1), sum(views) FROM ("
-        "  SELECT uniqExact(event_id) AS events,"
-        "    uniqExactIf(event_id, event_type = 'page_view') AS views,"
-        "    minIf(occurred_at, event_type = 'page_view') AS first_view,"
-        f"   argMin({key}, occurred_at) AS key"
-        f"  FROM {db}.events_raw WHERE site_id = {{site:String}} AND NOT late AND NOT capped"
-        f"    AND session_id IN ({views_in_range})"
-        "  GROUP BY session_id"
+        "  SELECT count() AS events, countIf(kind = 'page_view') AS views,"
+        "    minIf(at, kind = 'page_view') AS first_view, argMin(dim, at) AS key"
+        f"  FROM ({numbered}) GROUP BY session_id, session_no"
         f") WHERE {_IN_RANGE.format(column='first_view')} GROUP BY key",
         params,
     )

@@ -75,7 +75,9 @@ class Assets:
         )
 
 
-def add_dashboard(app: web.Application, runner: QueryRunner, *, database: str, live: bool) -> None:
+def add_dashboard(
+    app: web.Application, runner: QueryRunner, *, database: str, retention_ms: int, live: bool
+) -> None:
     """Serve the page and its JSON documents from `app`, querying through `runner`."""
     assets = Assets.load()
 
@@ -109,7 +111,9 @@ def add_dashboard(app: web.Application, runner: QueryRunner, *, database: str, l
     async def report(params: Mapping[str, str]) -> bytes:
         wanted = parse_report(params)
         await known(wanted.query.site_id)
-        counts = await query(lambda c: query_report(c, database, wanted.query))
+        counts = await query(
+            lambda c: query_report(c, database, wanted.query, retention_ms=retention_ms)
+        )
         return report_json(build_report(wanted, counts))
 
     async def series(params: Mapping[str, str]) -> bytes:

@@ -18,10 +18,11 @@ from streams.report.view import render
 Request = ReportRequest | MarketingRequest | CustomersRequest
 
 
-def answer_body(client: Client, database: str, request: Request) -> bytes:
+def answer_body(client: Client, database: str, request: Request, *, retention_ms: int) -> bytes:
+    """``retention_ms``: the worker's ``FunnelRules.retention_ms`` (see ``query_report``)."""
     match request:
         case ReportRequest():
-            counts = query_report(client, database, request.query)
+            counts = query_report(client, database, request.query, retention_ms=retention_ms)
             return render(build_report(request, counts), as_json=request.as_json)
         case MarketingRequest():
             document = marketing_document(request, query_marketing(client, database, request.query))

@@ -28,7 +28,7 @@ from streams.report.store import (
     store_id,
 )
 from streams.settings import Settings
-from streams.settings_adapters import clickhouse_config
+from streams.settings_adapters import clickhouse_config, funnel_rules
 
 
 class ReportError(Exception):
@@ -43,8 +43,9 @@ def report_output(settings: Settings, request: ReportRequest) -> bytes:
 def answer(settings: Settings, route: str, request: Request) -> bytes:
     """The document from ClickHouse when it can be opened, else from the worker's `/route`."""
     config = clickhouse_config(settings)
+    retention_ms = funnel_rules(settings).retention_ms
     if not config.embedded:
-        return _run(_open(config), config, request)
+        return _run(_open(config), config, request, retention_ms)
     path = chdb_path(config.dsn)
     if not in_use(path):
         if not path.is_dir():
@@ -59,7 +60,7 @@ def answer(settings: Settings, route: str, request: Request) -> bytes:
                 raise
             # A worker started between the check and the open: ask it instead.
         else:
-            return _run(client, config, request)
+            return _run(client, config, request, retention_ms)
     return ask_worker(settings, route, request.as_params(), path)
 
 
@@ -117,9 +118,9 @@ def _open(config: ClickHouseConfig) -> Client:
         raise ReportError(f"cannot open ClickHouse: {exc}") from exc
 
 
-def _run(client: Client, config: ClickHouseConfig, request: Request) -> bytes:
+def _run(client: Client, config: ClickHouseConfig, request: Request, retention_ms: int) -> bytes:
     try:
-        return answer_body(client, config.database, request)
+        return answer_body(client, config.database, request, retention_ms=retention_ms)
     except Exception as exc:
         raise ReportError(f"query failed: {translate(exc)}") from exc
     finally:

@@ -30,6 +30,7 @@ from streams.report.marketing import MarketingRequest
 from streams.report.numbers import ReportRequest
 from streams.report.store import STORE_HEADER, QueryRunner, endpoint_url, store_id
 from streams.settings import Settings
+from streams.settings_adapters import funnel_rules
 from streams.worker.query_pool import QueryPool, QueryPoolBusyError
 
 log = logging.getLogger(__name__)
@@ -54,19 +55,32 @@ def endpoint_app(settings: Settings, sink: QueryRunner, *, live: bool) -> web.Ap
     gate = TokenGate(token) if token else None
     middlewares = [gate.middleware()] if gate else []
     database = settings.clickhouse_database
-    app = report_app(sink, database=database, store=store_id(settings), middlewares=middlewares)
+    retention_ms = funnel_rules(settings).retention_ms  # the worker's own session split
+    app = report_app(
+        sink,
+        database=database,
+        store=store_id(settings),
+        retention_ms=retention_ms,
+        middlewares=middlewares,
+    )
     if gate:
         app[GATE] = gate
-    add_dashboard(app, sink, database=database, live=live)
+    add_dashboard(app, sink, database=database, retention_ms=retention_ms, live=live)
     return app
 
 
 def report_app(
-    sink: QueryRunner, *, database: str, store: str, middlewares: list[Middleware] | None = None
+    sink: QueryRunner,
+    *,
+    database: str,
+    store: str,
+    retention_ms: int,
+    middlewares: list[Middleware] | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=middlewares or [])
     for route, parse in ROUTES.items():
-        app.router.add_get(f"/{route}", _handler(sink, database, store, route, parse))
+        answer = _handler(sink, database, store, retention_ms, route, parse)
+        app.router.add_get(f"/{route}", answer)
     return app
 
 
@@ -81,6 +95,7 @@ def _handler(
     sink: QueryRunner,
     database: str,
     store: str,
+    retention_ms: int,
     route: str,
     parse: Callable[[Mapping[str, str]], Request],
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -90,7 +105,9 @@ def _handler(
         except ValueError as exc:
             return web.Response(status=400, text=f"{exc}\n")
         try:
-            body = await sink.run(lambda client: answer_body(client, database, asked))
+            body = await sink.run(
+                lambda client: answer_body(client, database, asked, retention_ms=retention_ms)
+            )
         except QueryPoolBusyError as exc:
             return web.Response(status=503, text=f"busy: {exc}\n", headers={"Retry-After": "1"})
         except Exception as exc:

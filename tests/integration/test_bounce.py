@@ -1,6 +1,7 @@
 """Issue 14: bounce rate and pages per session in the report equal a raw-event reference.
 
 A bounced session has exactly one page view and no other event, placed by its first page view.
+A session id reused more than the retention after its latest event is another session.
 Rows are what the worker writes to `events_raw`: an event that arrived late but within the
 lateness bound is stored as counted (late = false) and keeps its session from bouncing; one
 beyond the bound is stored late and changes nothing. Replayed rows change nothing.
@@ -20,7 +21,10 @@ from schemas.event import Device, Event, EventType
 from sinks.clickhouse import ClickHouseConfig, connect, migrate
 from sinks.report_queries import ReportQuery, query_report
 from sinks.tables import COLUMNS
-from streams.funnel.partition import Outcome
+from streams.funnel.facts import StageReached
+from streams.funnel.partition import Outcome, PartitionFunnel
+from streams.funnel.rules import FunnelRules
+from streams.funnel.store import DictStore
 from streams.report.numbers import ReportRequest, build_report
 from streams.report.view import report_json
 from streams.worker.ingest import Accepted, RawMessage
@@ -31,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 START = datetime(2026, 6, 1, 10, tzinfo=UTC)
 SITE = "shop-b"
+RULES = FunnelRules()
 
 
 def world() -> list[tuple[Event, bool]]:
@@ -86,6 +91,12 @@ def bounce_keys(part: dict[str, Any]) -> dict[str, Any]:
     return {k: part[k] for k in ("bounced_sessions", "bounce_rate", "pages_per_session")}
 
 
+def bounce_report(client: Any, query: ReportQuery) -> dict[str, Any]:
+    counts = query_report(client, "funnel", query, retention_ms=RULES.retention_ms)
+    report: dict[str, Any] = orjson.loads(report_json(build_report(ReportRequest(query), counts)))
+    return report
+
+
 def test_bounce_rate_equals_the_reference(tmp_path: Path) -> None:
     rows = world()
     data = [
@@ -102,12 +113,54 @@ def test_bounce_rate_equals_the_reference(tmp_path: Path) -> None:
         client.command("SYSTEM STOP MERGES funnel.events_raw")
         for _ in range(2):  # the second time: a replay
             client.insert("funnel.events_raw", data, column_names=COLUMNS["events_raw"])
-            query = ReportQuery(SITE, lo, hi, "device")
-            report = orjson.loads(report_json(build_report(
-                ReportRequest(query), query_report(client, "funnel", query))))  # fmt: skip
+            report = bounce_report(client, ReportQuery(SITE, lo, hi, "device"))
             assert bounce_keys(report) == expected(rows, lo, hi, by_device=False)[""]
             by_device = {s["key"]: bounce_keys(s) for s in report["breakdown"]}
             assert by_device == expected(rows, lo, hi, by_device=True)
         assert 0 < report["bounce_rate"] < 1
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("gap_ms", "sessions", "bounced"),
+    [
+        (RULES.retention_ms, 1, 0),  # one session with two page views
+        (RULES.retention_ms + 1, 2, 2),  # the id reused: two sessions, one page view each
+    ],
+)
+def test_a_session_id_reused_after_the_retention_is_another_session(
+    tmp_path: Path, gap_ms: int, sessions: int, bounced: int
+) -> None:
+    """The second page view is `gap_ms` after the first: the engine accepts both (rows as the
+    worker writes them) and puts the second in a new session only past the retention."""
+    first = ms(START)
+    events = [Event("r-1", EventType.PAGE_VIEW, first, SITE, "r"),
+              Event("r-2", EventType.PAGE_VIEW, first + gap_ms, SITE, "r")]  # fmt: skip
+    engine = PartitionFunnel(DictStore(), RULES)
+    result = engine.process_batch([(e, e.occurred_at_ms) for e in events])
+    assert result.outcomes == (Outcome.ACCEPTED, Outcome.ACCEPTED)
+    idle = first + gap_ms + 2 * RULES.retention_ms  # the wall clock closes every session
+    facts = [
+        *result.facts,
+        *engine.tick(idle).facts,
+        *engine.tick(idle + RULES.idle_after_ms).facts,
+    ]
+    starts = {f.session_start_ms for f in facts if isinstance(f, StageReached)}
+    assert len(starts) == sessions  # the engine's own split
+    data = [raw_event_row(Accepted(e, RawMessage("events", 0, i, e.occurred_at_ms, None, b"{}")),
+                          Outcome.ACCEPTED) for i, e in enumerate(events)]  # fmt: skip
+    config = ClickHouseConfig(dsn=f"chdb:///{(tmp_path / 'chdb').resolve()}")
+    client = connect(config)
+    span = ReportQuery(SITE, START, START + timedelta(milliseconds=gap_ms + 1))
+    try:
+        migrate(client, config, now=datetime.now(UTC))
+        client.command("SYSTEM STOP MERGES funnel.events_raw")
+        for _ in range(2):  # the second time: a replay
+            client.insert("funnel.events_raw", data, column_names=COLUMNS["events_raw"])
+            report = bounce_report(client, span)
+            assert report["bounced_sessions"] == bounced
+            assert report["bounce_rate"] == bounced / sessions
+            assert report["pages_per_session"] == len(events) / sessions
     finally:
         client.close()

@@ -21,6 +21,7 @@ from deploy.grafana.dashgen import sql, sql_orders_carts
 from deploy.grafana.dashgen.build import DASHBOARDS
 from deploy.grafana.dashgen.model import Column, Kind, Sql, site_variable
 from sinks.report_queries import BREAKDOWN_DIMENSIONS, ReportQuery, query_report
+from streams.funnel.rules import FunnelRules
 from tests.integration.grafana_panels import (
     FULL,
     INTERVAL_S,
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.integration
 __all__ = ["chdb"]  # the fixture (grafana_panels): pytest finds it by its name here
 
 EMPTY = TimeRange(START - timedelta(days=1, hours=1), START - timedelta(days=1))
+RETENTION_MS = FunnelRules().retention_ms
 
 
 def test_expand_matches_the_plugin_documentation() -> None:
@@ -166,7 +168,9 @@ def test_panel_query_survives_an_empty_range(chdb: Client, case: Case) -> None:
 
 
 def test_funnel_numbers_equal_the_report(chdb: Client) -> None:
-    report = query_report(chdb, "funnel", ReportQuery(SITE, FULL.start, FULL.end))
+    report = query_report(
+        chdb, "funnel", ReportQuery(SITE, FULL.start, FULL.end), retention_ms=RETENTION_MS
+    )
     total = report.total
 
     stages = panel(chdb, sql.stage_sessions())
@@ -201,7 +205,12 @@ def test_funnel_numbers_equal_the_report(chdb: Client) -> None:
 @pytest.mark.parametrize("dimension", BREAKDOWN_DIMENSIONS)
 def test_breakdown_numbers_equal_the_report(chdb: Client, dimension: str) -> None:
     assert dimension in breakdown_values()
-    report = query_report(chdb, "funnel", ReportQuery(SITE, FULL.start, FULL.end, dimension))
+    report = query_report(
+        chdb,
+        "funnel",
+        ReportQuery(SITE, FULL.start, FULL.end, dimension),
+        retention_ms=RETENTION_MS,
+    )
     expected = {
         segment.key or "(none)": segment.counts.sessions
         for segment in report.breakdown

@@ -335,7 +335,7 @@ def test_a_reused_session_id_is_two_sessions_in_every_table_and_the_report(
             if optimize:
                 for table in ("stage_entries", "orders", "carts", "events_raw"):
                     client.command(f"OPTIMIZE TABLE funnel.{table} FINAL")
-            counts = query_report(client, "funnel", report)
+            counts = query_report(client, "funnel", report, retention_ms=RULES.retention_ms)
             assert counts.total.sessions == (2, 2, 0, 0), optimize
             assert (counts.total.carts_opened, counts.total.carts_abandoned) == (2, 2), optimize
             assert counts.late_events == 1, optimize

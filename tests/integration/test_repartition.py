@@ -26,6 +26,7 @@ from schemas.decode import DecodeLimits, decode_event
 from schemas.event import Event
 from sinks.report_queries import ReportQuery, query_report
 from streams.funnel.facts import CartStatus
+from streams.funnel.rules import FunnelRules
 from streams.kafka.producer import EventProducer
 from streams.local.embedded_broker import EmbeddedBroker
 from streams.sim.generator import SimulatedMessage, SimulationConfig, generate
@@ -282,6 +283,7 @@ def test_an_event_hours_old_stays_late_and_changes_nothing(
     assert sorted(stored) == [("late-0",), ("late-1",)]
     with clickhouse(worker.data_dir) as client:
         span = ReportQuery(session.site_id, instant(old_ms), instant(newest_ms + 1))
-        assert query_report(client, "funnel", span).late_events == 2
+        counts = query_report(client, "funnel", span, retention_ms=FunnelRules().retention_ms)
+        assert counts.late_events == 2
     expected, _ = expected_answer(messages)
     assert_same(stored_answer([worker.data_dir]), expected)

@@ -241,7 +241,7 @@ def test_a_replayed_batch_leaves_the_report_unchanged_before_any_merge(tmp_path:
                 client.insert(f"funnel.{table}", table_rows, column_names=COLUMNS[table])
 
         def report(query: ReportQuery) -> dict[str, Any]:
-            counts = query_report(client, "funnel", query)
+            counts = query_report(client, "funnel", query, retention_ms=FunnelRules().retention_ms)
             built = build_report(ReportRequest(query, as_json=True), counts)
             result: dict[str, Any] = orjson.loads(report_json(built))
             return result

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from clickhouse_connect.driver.client import Client
 
 from sinks.report_queries import ReportQuery
+from streams.funnel.rules import FunnelRules
 from streams.local.ports import free_port
 from streams.report.client import ReportError, in_use, report_output
 from streams.report.numbers import ReportRequest
@@ -144,7 +145,9 @@ def test_the_endpoint_refuses_bad_parameters_before_touching_clickhouse(tmp_path
     sink = no_clickhouse()
 
     async def ask(params: dict[str, str]) -> tuple[int, str]:
-        app = report_app(sink, database="funnel", store="x")
+        app = report_app(
+            sink, database="funnel", store="x", retention_ms=FunnelRules().retention_ms
+        )
         async with TestClient(TestServer(app)) as client:
             response = await client.get("/report", params=params)
             return response.status, await response.text()
@@ -186,7 +189,9 @@ def test_a_taken_port_leaves_the_worker_running_without_the_endpoint(
 
     async def start_and_stop(port: int) -> None:
         server = ReportServer(
-            report_app(sink, database="funnel", store="x"), host="127.0.0.1", port=port
+            report_app(sink, database="funnel", store="x", retention_ms=FunnelRules().retention_ms),
+            host="127.0.0.1",
+            port=port,
         )
         await server.start()
         await server.stop()
