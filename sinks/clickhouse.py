@@ -15,6 +15,9 @@ from clickhouse_connect.driver.client import Client
 
 from sinks.errors import SinkError, translate
 
+# A version is what a database records as applied, so versions are never renumbered: 3 and 4
+# were reserved while 5 and 6 were written and stay unused (renumbering 5 and 6 would apply them
+# again to every database that has them). New migrations take the next number above the highest.
 _MIGRATION_NAME = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 
 
