@@ -250,7 +250,8 @@ def _bounces(
     by_time = "PARTITION BY session_id ORDER BY at, event_id ROWS UNBOUNDED PRECEDING"
     gap = "toUnixTimestamp64Milli(at) - toUnixTimestamp64Milli(previous)"
     numbered = (  # a session's number within its id: how many cuts precede its events
-        f"SELECT session_id, at, kind, dim, sum(toUInt8({gap} > {{retention_ms:Int64}}))"
+        f"SELECT session_id, event_id, at, kind, dim,"
+        f" sum(toUInt8({gap} > {{retention_ms:Int64}}))"
         f"  OVER ({by_time}) AS session_no FROM ("
         f"  SELECT *, lagInFrame(at, 1, at) OVER ({by_time}) AS previous FROM ({counted}))"
     )
@@ -258,9 +259,10 @@ def _bounces(
         client,
         "SELECT key, count(), countIf(events = 1 AND views = 1), sum(views) FROM ("
         "  SELECT count() AS events, countIf(kind = 'page_view') AS views,"
-        "    minIf(at, kind = 'page_view') AS first_view, argMin(dim, at) AS key"
+        "    minIf(at, kind = 'page_view') AS first_view, argMin(dim, (at, event_id)) AS key"
         f"  FROM ({numbered}) GROUP BY session_id, session_no"
-        f") WHERE {_IN_RANGE.format(column='first_view')} GROUP BY key",
+        # A reused id's session may have no page view: minIf's default (1970) is no first view.
+        f") WHERE views > 0 AND {_IN_RANGE.format(column='first_view')} GROUP BY key",
         params,
     )
     return {value: (viewed, bounced, views) for value, viewed, bounced, views in rows}

@@ -14,7 +14,12 @@ from collections.abc import Callable
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
+# Kept per word count of the keys seen, up to this many words; longer keys unpack uncached.
+_CACHED_WORDS = 64
 _WORDS: dict[int, Callable[[bytes], tuple[int, ...]]] = {}
+# Session ids are short. Longer keys (a dead letter keeps whatever key a producer sent, up to
+# the broker's limit) are hashed but never kept: the cache must not pin large keys.
+_CACHED_KEY_BYTES = 256
 
 
 def murmur2(data: bytes) -> int:
@@ -24,7 +29,9 @@ def murmur2(data: bytes) -> int:
     words = length >> 2
     unpack = _WORDS.get(words)
     if unpack is None:
-        unpack = _WORDS[words] = struct.Struct(f"<{words}I").unpack_from
+        unpack = struct.Struct(f"<{words}I").unpack_from
+        if words <= _CACHED_WORDS:
+            _WORDS[words] = unpack
     for k in unpack(data):
         k = (k * _M) & _MASK
         k = ((k ^ (k >> 24)) * _M) & _MASK
@@ -42,8 +49,15 @@ def murmur2(data: bytes) -> int:
     return h ^ (h >> 15)
 
 
-@functools.lru_cache(maxsize=65_536)
 def key_hash(key: bytes) -> int:
     """murmur2 with the sign bit cleared: a keyed record goes to partition
-    key_hash(key) % partitions. Cached: a session's key repeats for each of its events."""
+    key_hash(key) % partitions."""
+    if len(key) > _CACHED_KEY_BYTES:
+        return murmur2(key) & 0x7FFFFFFF
+    return _short_key_hash(key)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _short_key_hash(key: bytes) -> int:
+    # Cached: a session's key repeats for each of its events.
     return murmur2(key) & 0x7FFFFFFF

@@ -68,7 +68,10 @@ class Publisher:
     async def send_spread(self, topic: str, records: Sequence[SpreadRecord]) -> None:
         """Send `records` where the producer's partitioner would put them (a key's murmur2; an
         unkeyed record by its hint, there at random), as record batches per partition."""
-        partitions = len(await kafka_producer(self._app).partitions_for(topic))
+        try:
+            partitions = len(await kafka_producer(self._app).partitions_for(topic))
+        except Exception as exc:
+            raise DeliveryError(f"producing to {topic} failed: {exc!r}") from exc
         by_partition: dict[int, list[tuple[bytes | None, bytes, Headers]]] = {}
         for hint, key, value, headers in records:
             at = (hint if key is None else key_hash(key)) % partitions

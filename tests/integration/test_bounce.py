@@ -164,3 +164,29 @@ def test_a_session_id_reused_after_the_retention_is_another_session(
             assert report["pages_per_session"] == len(events) / sessions
     finally:
         client.close()
+
+
+def test_a_reused_ids_session_without_a_page_view_is_not_viewed_from_the_epoch(
+    tmp_path: Path,
+) -> None:
+    """Two page views, then an add_to_cart past the retention: that second session has no page
+    view, so it is no viewed session whatever the range, even one starting at 1970."""
+    first = ms(START)
+    events = [Event("v-1", EventType.PAGE_VIEW, first, SITE, "v"),
+              Event("v-2", EventType.PAGE_VIEW, first + 5_000, SITE, "v"),
+              Event("v-3", EventType.ADD_TO_CART, first + 5_000 + RULES.retention_ms + 1,
+                    SITE, "v")]  # fmt: skip
+    data = [raw_event_row(Accepted(e, RawMessage("events", 0, i, e.occurred_at_ms, None, b"{}")),
+                          Outcome.ACCEPTED) for i, e in enumerate(events)]  # fmt: skip
+    config = ClickHouseConfig(dsn=f"chdb:///{(tmp_path / 'chdb').resolve()}")
+    client = connect(config)
+    try:
+        migrate(client, config, now=datetime.now(UTC))
+        client.command("SYSTEM STOP MERGES funnel.events_raw")  # June is past the raw TTL
+        client.insert("funnel.events_raw", data, column_names=COLUMNS["events_raw"])
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        report = bounce_report(client, ReportQuery(SITE, epoch, START + timedelta(days=3)))
+        assert report["bounced_sessions"] == 0
+        assert report["pages_per_session"] == 2  # one viewed session, two page views
+    finally:
+        client.close()

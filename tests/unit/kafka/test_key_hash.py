@@ -7,10 +7,10 @@ from aiokafka.partitioner import murmur2 as reference
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.kafka.key_hash import key_hash, murmur2
+from streams.kafka.key_hash import _short_key_hash, key_hash, murmur2
 
 
-@given(st.binary(max_size=200))
+@given(st.binary(max_size=400))
 def test_murmur2_is_kafkas(data: bytes) -> None:
     assert murmur2(data) == reference(data)
 
@@ -18,3 +18,11 @@ def test_murmur2_is_kafkas(data: bytes) -> None:
 def test_key_hash_clears_the_sign_bit_for_every_tail_length() -> None:
     for key in (b"", b"a", b"ab", b"abc", b"abcd", b"\xff\xfe\xfd\xfc\xfb"):
         assert key_hash(key) == reference(key) & 0x7FFFFFFF
+
+
+def test_long_keys_hash_right_and_are_not_kept() -> None:
+    before = _short_key_hash.cache_info().currsize
+    for size in (257, 1_000, 70_001):
+        key = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+        assert key_hash(key) == reference(key) & 0x7FFFFFFF
+    assert _short_key_hash.cache_info().currsize == before
