@@ -71,7 +71,7 @@ class Publisher:
         try:
             partitions = len(await kafka_producer(self._app).partitions_for(topic))
         except Exception as exc:
-            raise DeliveryError(f"producing to {topic} failed: {exc!r}") from exc
+            raise _failed(topic, exc) from exc
         by_partition: dict[int, list[tuple[bytes | None, bytes, Headers]]] = {}
         for hint, key, value, headers in records:
             at = (hint if key is None else key_hash(key)) % partitions
@@ -101,7 +101,7 @@ class Publisher:
         try:
             delivery = await sending
         except Exception as exc:
-            raise DeliveryError(f"producing to {topic} failed: {exc!r}") from exc
+            raise _failed(topic, exc) from exc
         self._pending.setdefault(asyncio.current_task(), []).append((topic, delivery))
 
     def detach(self) -> Deliveries:
@@ -115,4 +115,8 @@ class Publisher:
         results = await asyncio.gather(*(d for _, d in pending), return_exceptions=True)
         for (topic, _), result in zip(pending, results, strict=True):
             if isinstance(result, BaseException):
-                raise DeliveryError(f"producing to {topic} failed: {result!r}") from result
+                raise _failed(topic, result) from result
+
+
+def _failed(topic: str, error: BaseException) -> DeliveryError:
+    return DeliveryError(f"producing to {topic} failed: {error!r}")

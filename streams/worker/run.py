@@ -15,7 +15,7 @@ from clickhouse_connect.driver.client import Client
 from prometheus_client import CollectorRegistry, start_http_server
 
 from sinks.batch import BatchSink, SinkMetrics
-from sinks.clickhouse import connect, migrate
+from sinks.clickhouse import ClickHouseConfig, connect, migrate
 from streams.clock import wall_clock_ms
 from streams.kafka.config import (
     aiokafka_security,
@@ -41,13 +41,20 @@ def ensure_topics(settings: Settings) -> None:
     )
 
 
-def run_migrations(settings: Settings) -> list[str]:
-    config = clickhouse_config(settings)
+def migrated_client(config: ClickHouseConfig) -> tuple[Client, list[str]]:
+    """A client over the migrated schema, with the migrations it applied; closed if they fail."""
     client = connect(config)
     try:
-        return migrate(client, config, now=datetime.now(UTC))
-    finally:
+        return client, migrate(client, config, now=datetime.now(UTC))
+    except BaseException:
         client.close()
+        raise
+
+
+def run_migrations(settings: Settings) -> list[str]:
+    client, applied = migrated_client(clickhouse_config(settings))
+    client.close()
+    return applied
 
 
 @contextlib.contextmanager
@@ -56,18 +63,10 @@ def clickhouse_sink(settings: Settings, registry: CollectorRegistry) -> Iterator
     group join takes seconds); every write waits for that. Both are closed on the way out,
     however the worker ends (Faust ends it with SystemExit): the sink's thread, then the client."""
     config = clickhouse_config(settings)
-
-    def open_migrated() -> Client:
-        client = connect(config)
-        try:
-            migrate(client, config, now=datetime.now(UTC))
-        except BaseException:
-            client.close()
-            raise
-        return client
-
     metrics = SinkMetrics.create(registry)
-    sink = BatchSink.opening(open_migrated, database=config.database, metrics=metrics)
+    sink = BatchSink.opening(
+        lambda: migrated_client(config)[0], database=config.database, metrics=metrics
+    )
     try:
         yield sink
     finally:
